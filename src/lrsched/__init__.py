@@ -1,0 +1,3 @@
+"""lrsched: a reproducible learning-rate-schedule lab."""
+
+__version__ = "0.1.0"

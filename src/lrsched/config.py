@@ -1,0 +1,198 @@
+"""params.yaml -> typed, validated configuration.
+
+``params.yaml`` is the single source of configuration. Every section is loaded
+into a frozen dataclass; an unknown key is an error naming the key, never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from lrsched.errors import ConfigError
+from lrsched.registry import ScheduleSpec, parse_spec
+
+OFFICIAL_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "data"                      # torchvision layout: <root>/FashionMNIST/raw/
+    sources: tuple[str, ...] = (DEBIAN_DIR, OFFICIAL_MIRROR)
+    checksums: dict[str, str] | None = None  # md5 of the decompressed files; None = FashionMNIST's
+    limit_train: int = 0                     # 0 = all; >0 keeps the first N (quick experiments)
+    limit_test: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+    seeds: tuple[int, ...] = (0,)
+    device: str = "auto"          # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0              # CPU threads for torch; 0 = torch's default
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    eval_batch_size: int = 2048
+    channels_last: bool = True
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True
+    experiment: str = "lrsched"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    n_trials: int = 8              # per schedule, in total across all workers
+    epochs: int = 3                # per trial
+    pruner: str = "median"         # median | hyperband | none
+    sampler_seed: int = 0
+    storage: str = "optuna/journal.log"  # a journal file, or any SQLAlchemy URL
+    val_size: int = 10000
+    split_seed: int = 0
+    schedules: tuple[str, ...] | None = None  # None = every schedule with a search space
+    space: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig
+    train: TrainConfig
+    schedules: dict[str, ScheduleSpec]
+    tracking: TrackingConfig
+    tune: TuneConfig
+    raw: dict[str, Any]  # the resolved mapping, for logging
+
+
+def _section(cls: type, where: str, raw: Any) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown key; valid: {', '.join(fields)}")
+        default = fields[key].default if fields[key].default is not dataclasses.MISSING else fields[key].default_factory()
+        kwargs[key] = _coerce(f"{where}.{key}", value, default)
+    return cls(**kwargs)
+
+
+def _coerce(where: str, value: Any, default: Any) -> Any:
+    """Check ``value`` has the type of the field's default (None-able fields take anything sane)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: must be a number, got {value!r}")
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: must be a string, got {value!r}")
+    elif isinstance(default, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: must be a list, got {value!r}")
+        value = tuple(value)
+    return value
+
+
+def _check_train(t: TrainConfig) -> None:
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
+    if not t.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in t.seeds):
+        raise ConfigError(f"train.seeds: must be a non-empty list of integers, got {list(t.seeds)!r}")
+    if len(set(t.seeds)) != len(t.seeds):
+        raise ConfigError(f"train.seeds: contains duplicates: {list(t.seeds)!r}")
+    if t.threads < 0 or t.momentum < 0 or t.weight_decay < 0:
+        raise ConfigError("train.threads, train.momentum and train.weight_decay must be >= 0")
+    if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
+        raise ConfigError(f"train.device: must be auto, cpu, cuda, cuda:N or mps, got {t.device!r}")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a copy of ``raw``."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. schedules.cosine.base_lr=0.3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc.problem})") from None
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
+        node[parts[-1]] = value
+    return raw
+
+
+def read_params(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{at}: {getattr(exc, 'problem', exc)}; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping of sections (data, train, schedules, ...)")
+    return raw
+
+
+SECTIONS = ("data", "train", "schedules", "tracking", "tune")
+
+
+def parse_config(raw: dict[str, Any]) -> Config:
+    for key in raw:
+        if key not in SECTIONS:
+            raise ConfigError(f"{key}: unknown section in params.yaml; valid: {', '.join(SECTIONS)}")
+    data = _section(DataConfig, "data", raw.get("data"))
+    train = _section(TrainConfig, "train", raw.get("train"))
+    _check_train(train)
+    scheds = raw.get("schedules")
+    if not isinstance(scheds, dict) or not scheds:
+        raise ConfigError("schedules: must be a non-empty mapping of name -> {type: ..., hyperparameters}")
+    specs = {str(name): parse_spec(str(name), value) for name, value in scheds.items()}
+    tracking = _section(TrackingConfig, "tracking", raw.get("tracking"))
+    tune = _section(TuneConfig, "tune", raw.get("tune"))
+    from lrsched.search_space import check_tune  # local: keeps config importable on its own
+
+    check_tune(tune, specs)
+    return Config(data, train, specs, tracking, tune, raw)
+
+
+def load_config(path: str | Path = "params.yaml", overrides: Iterable[str] = ()) -> Config:
+    return parse_config(apply_overrides(read_params(path), overrides))
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}`` (lists kept as values)."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

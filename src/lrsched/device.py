@@ -1,0 +1,22 @@
+"""Device selection: never hard-coded, `auto` picks the best available."""
+
+from __future__ import annotations
+
+import torch
+
+from lrsched.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available; use auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but MPS is not available; use auto or cpu")
+    return device

@@ -1,0 +1,169 @@
+"""One registry from a ``schedules.<name>`` entry of params.yaml to a schedule.
+
+Every type's keys are checked here, once: unknown keys, missing keys, negative
+learning rates, warmup that does not fit in ``T`` and unsorted milestones fail
+with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from lrsched import schedules as S
+from lrsched.errors import ConfigError
+from lrsched.torch_adapter import build_torch_schedule, torch_scheduler_names
+
+AnySchedule = Union[S.Schedule, S.Plateau]
+INTERVALS = ("epoch", "step")
+# Keys every schedule accepts; the rest belong to its type.
+COMMON_KEYS = {"type", "interval", "warmup", "warmup_begin_lr"}
+
+
+def _noam(base_lr: float, warmup: float) -> S.Schedule:
+    """Linear warmup to ``base_lr`` then inverse-square-root decay (Vaswani et al.)."""
+    return S.Warmup(S.InverseSqrt(base_lr, offset=warmup), warmup, 0.0)
+
+
+def _multi_factor(base_lr: float, milestones: list[float], gamma: float = 0.1) -> S.MultiFactor:
+    return S.MultiFactor(base_lr, tuple(milestones), gamma)
+
+
+TYPES: dict[str, Callable[..., AnySchedule]] = {
+    "constant": S.Constant,
+    "square_root": S.SquareRoot,
+    "factor": S.Factor,
+    "exponential": S.Exponential,
+    "multi_factor": _multi_factor,
+    "cosine": S.Cosine,
+    "linear": S.Linear,
+    "polynomial": S.Polynomial,
+    "noam": _noam,
+    "one_cycle": S.one_cycle,
+    "cosine_restarts": S.CosineRestarts,
+    "plateau": S.Plateau,
+}
+# The peak LR of each type: it must be strictly positive.
+_PEAK_KEYS = {"lr", "base_lr", "max_lr"}
+_POSITIVE_KEYS = {"T", "T_0", "T_mult", "factor", "gamma", "div_factor", "final_div_factor", "power"}
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A validated ``schedules.<name>`` entry."""
+
+    name: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    interval: str = "epoch"
+    warmup: float = 0.0
+    warmup_begin_lr: float = 0.0
+
+    @property
+    def is_torch(self) -> bool:
+        return self.type not in TYPES
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, **self.params, "interval": self.interval}
+        if self.warmup:
+            out.update(warmup=self.warmup, warmup_begin_lr=self.warmup_begin_lr)
+        return out
+
+
+def valid_types() -> str:
+    return ", ".join(sorted(TYPES)) + ", or a torch.optim.lr_scheduler class such as " + \
+        ", ".join(torch_scheduler_names()[:4])
+
+
+def _number(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_spec(name: str, raw: Any) -> ScheduleSpec:
+    """Check one ``schedules.<name>`` mapping and return its spec (builds it once to validate)."""
+    where = f"schedules.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping with a 'type' and its hyperparameters, got {raw!r}")
+    raw = dict(raw)
+    type_ = raw.pop("type", name)
+    if not isinstance(type_, str) or (type_ not in TYPES and type_ not in torch_scheduler_names()):
+        raise ConfigError(f"{where}.type: unknown schedule type {type_!r}; valid: {valid_types()}")
+    interval = raw.pop("interval", "epoch")
+    if interval not in INTERVALS:
+        raise ConfigError(f"{where}.interval: must be 'epoch' or 'step', got {interval!r}")
+    warmup = _number(f"{where}.warmup", raw.pop("warmup", 0.0))
+    begin = _number(f"{where}.warmup_begin_lr", raw.pop("warmup_begin_lr", 0.0))
+    if warmup < 0 or begin < 0:
+        raise ConfigError(f"{where}: warmup and warmup_begin_lr must be >= 0")
+    if type_ == "noam" and warmup:
+        # noam's own `warmup` is its ramp: keep it a type parameter, not the generic wrapper.
+        raw["warmup"], warmup = warmup, 0.0
+    spec = ScheduleSpec(name, type_, raw, interval, warmup, begin)
+    build_schedule(spec, steps_per_epoch=1)  # fail now, not mid-pipeline
+    return spec
+
+
+def _check_values(where: str, params: dict[str, Any]) -> None:
+    for key, value in params.items():
+        if key == "milestones":
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{where}.milestones: must be a non-empty list of epochs, got {value!r}")
+            ms = [_number(f"{where}.milestones", v) for v in value]
+            if any(b <= a for a, b in zip(ms, ms[1:])) or ms[0] <= 0:
+                raise ConfigError(f"{where}.milestones: must be positive and strictly increasing, got {value!r}")
+            continue
+        v = _number(f"{where}.{key}", value)
+        if key in _PEAK_KEYS and v <= 0:
+            raise ConfigError(f"{where}.{key}: learning rate must be > 0, got {value!r}")
+        if key.endswith("lr") and v < 0:
+            raise ConfigError(f"{where}.{key}: learning rate must be >= 0, got {value!r}")
+        if key in _POSITIVE_KEYS and v <= 0:
+            raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}")
+        if key in {"pct_start"} and not 0 < v < 1:
+            raise ConfigError(f"{where}.{key}: must be between 0 and 1, got {value!r}")
+        if key in {"patience", "cooldown", "warmup"} and v < 0:
+            raise ConfigError(f"{where}.{key}: must be >= 0, got {value!r}")
+
+
+def build_schedule(spec: ScheduleSpec, steps_per_epoch: int) -> AnySchedule:
+    """Turn a spec into a schedule of time in epochs.
+
+    ``steps_per_epoch`` only matters for torch classes with ``interval: step``,
+    whose arguments count optimizer steps rather than epochs.
+    """
+    where = f"schedules.{spec.name}"
+    if spec.is_torch:
+        units = steps_per_epoch if spec.interval == "step" else 1
+        inner: AnySchedule = build_torch_schedule(spec.name, spec.type, spec.params, units)
+    else:
+        factory = TYPES[spec.type]
+        sig = inspect.signature(factory)
+        for key in spec.params:
+            if key not in sig.parameters:
+                valid = sorted(set(sig.parameters) | COMMON_KEYS - {"type"})
+                raise ConfigError(f"{where}.{key}: unknown key for type {spec.type!r}; valid: {', '.join(valid)}")
+        for p in sig.parameters.values():
+            if p.default is inspect.Parameter.empty and p.name not in spec.params:
+                raise ConfigError(f"{where}: missing {p.name!r} for type {spec.type!r}; add it")
+        _check_values(where, spec.params)
+        kwargs = dict(spec.params)
+        if spec.warmup and "T" in kwargs:
+            if spec.warmup >= kwargs["T"]:
+                raise ConfigError(f"{where}.warmup: must be smaller than T ({kwargs['T']}), got {spec.warmup}")
+            kwargs["T"] = kwargs["T"] - spec.warmup  # T is the total length, warmup included
+        inner = factory(**kwargs)
+    if spec.warmup:
+        if isinstance(inner, S.Plateau):
+            raise ConfigError(f"{where}.warmup: not supported for the metric-driven 'plateau' type; remove it")
+        return S.Warmup(inner, spec.warmup, spec.warmup_begin_lr)
+    return inner
+
+
+def lr_curve(schedule: AnySchedule, epochs: int, points_per_epoch: int = 1) -> tuple[list[float], list[float]]:
+    """Sample a schedule without training (``Plateau`` is shown as if the loss always improved)."""
+    ts = [i / points_per_epoch for i in range(epochs * points_per_epoch)]
+    return ts, [schedule(t) for t in ts]

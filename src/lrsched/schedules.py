@@ -1,0 +1,224 @@
+"""Learning-rate schedules as pure functions of training time.
+
+Time ``t`` is always measured in epochs (a float). A schedule is a frozen,
+picklable dataclass; calling it never changes it, so plotting a schedule before
+training cannot alter what is trained (the article's third defect).
+
+Warmup and multi-phase schedules are built by composition (``Warmup``,
+``Phases``) rather than by a flag repeated in every class.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Sequence
+
+
+class Schedule:
+    """A pure map from time in epochs to a learning rate."""
+
+    def __call__(self, t: float) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Constant(Schedule):
+    lr: float
+
+    def __call__(self, t: float) -> float:
+        return self.lr
+
+
+@dataclass(frozen=True)
+class SquareRoot(Schedule):
+    """lr * (t + 1) ** -1/2 (d2l's SquareRootScheduler)."""
+
+    lr: float
+
+    def __call__(self, t: float) -> float:
+        return self.lr * (t + 1.0) ** -0.5
+
+
+@dataclass(frozen=True)
+class Factor(Schedule):
+    """Geometric decay floored at ``min_lr`` (the article's ``stop_factor_lr``)."""
+
+    base_lr: float
+    factor: float
+    min_lr: float = 0.0
+
+    def __call__(self, t: float) -> float:
+        return max(self.min_lr, self.base_lr * self.factor**t)
+
+
+@dataclass(frozen=True)
+class Exponential(Schedule):
+    base_lr: float
+    gamma: float
+
+    def __call__(self, t: float) -> float:
+        return self.base_lr * self.gamma**t
+
+
+@dataclass(frozen=True)
+class MultiFactor(Schedule):
+    """Piecewise constant: multiplied by ``gamma`` at each milestone (PyTorch MultiStepLR)."""
+
+    base_lr: float
+    milestones: tuple[float, ...]
+    gamma: float = 0.1
+
+    def __call__(self, t: float) -> float:
+        return self.base_lr * self.gamma ** bisect_right(self.milestones, t)
+
+
+@dataclass(frozen=True)
+class Cosine(Schedule):
+    """Half-cosine from ``base_lr`` at t=0 to ``final_lr`` at t=T, then flat."""
+
+    base_lr: float
+    final_lr: float
+    T: float
+
+    def __call__(self, t: float) -> float:
+        if t >= self.T:
+            return self.final_lr
+        return self.final_lr + (self.base_lr - self.final_lr) * (1 + math.cos(math.pi * t / self.T)) / 2
+
+
+@dataclass(frozen=True)
+class Linear(Schedule):
+    """Straight line from ``base_lr`` at t=0 to ``final_lr`` at t=T, then flat."""
+
+    base_lr: float
+    final_lr: float
+    T: float
+
+    def __call__(self, t: float) -> float:
+        frac = min(t / self.T, 1.0)
+        return self.base_lr + (self.final_lr - self.base_lr) * frac
+
+
+@dataclass(frozen=True)
+class Polynomial(Schedule):
+    """``final + (base - final) * (1 - t/T) ** power`` until T, then ``final_lr``."""
+
+    base_lr: float
+    T: float
+    final_lr: float = 0.0
+    power: float = 1.0
+
+    def __call__(self, t: float) -> float:
+        frac = min(t / self.T, 1.0)
+        return self.final_lr + (self.base_lr - self.final_lr) * (1.0 - frac) ** self.power
+
+
+@dataclass(frozen=True)
+class InverseSqrt(Schedule):
+    """``base_lr * sqrt(offset / (t + offset))``: the decay half of Noam's schedule."""
+
+    base_lr: float
+    offset: float
+
+    def __call__(self, t: float) -> float:
+        return self.base_lr * math.sqrt(self.offset / (t + self.offset))
+
+
+@dataclass(frozen=True)
+class CosineRestarts(Schedule):
+    """SGDR: cosine cycles of length T_0, T_0*T_mult, ... each restarting at base_lr."""
+
+    base_lr: float
+    T_0: float
+    final_lr: float = 0.0
+    T_mult: float = 1.0
+
+    def __call__(self, t: float) -> float:
+        start, length = 0.0, self.T_0
+        while t >= start + length:  # cycles grow geometrically, so this loop is short
+            start, length = start + length, length * self.T_mult
+        return Cosine(self.base_lr, self.final_lr, length)(t - start)
+
+
+@dataclass(frozen=True)
+class Warmup(Schedule):
+    """Linear ramp from ``start_lr`` to ``inner(0)`` over ``epochs``, then ``inner`` shifted by ``epochs``."""
+
+    inner: Schedule
+    epochs: float
+    start_lr: float = 0.0
+
+    def __call__(self, t: float) -> float:
+        if t < self.epochs:
+            return self.start_lr + (self.inner(0.0) - self.start_lr) * t / self.epochs
+        return self.inner(t - self.epochs)
+
+
+@dataclass(frozen=True)
+class Phases(Schedule):
+    """Consecutive phases, each a schedule over its own local time (fastai's combine_scheds)."""
+
+    lengths: tuple[float, ...]
+    phases: tuple[Schedule, ...]
+
+    def __call__(self, t: float) -> float:
+        start = 0.0
+        for length, phase in zip(self.lengths[:-1], self.phases[:-1]):
+            if t < start + length:
+                return phase(t - start)
+            start += length
+        return self.phases[-1](t - start)
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Reduce-on-plateau: metric-driven, so its LR depends on the losses seen so far.
+
+    ``lr(t, losses)`` replays the rule over ``losses`` (one value per finished
+    epoch, before ``t``); it stays a pure function. The rule matches PyTorch's
+    ``ReduceLROnPlateau`` in ``min`` mode with a relative threshold.
+    """
+
+    base_lr: float
+    factor: float = 0.1
+    patience: int = 2
+    threshold: float = 1e-4
+    cooldown: int = 0
+    min_lr: float = 0.0
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
+        lr, best, bad, cool = self.base_lr, math.inf, 0, 0
+        for loss in losses[: int(math.floor(t))]:
+            if loss < best * (1 - self.threshold):
+                best, bad = loss, 0
+            else:
+                bad += 1
+            if cool > 0:
+                cool, bad = cool - 1, 0
+            if bad > self.patience:
+                lr, cool, bad = max(lr * self.factor, self.min_lr), self.cooldown, 0
+        return lr
+
+
+@dataclass(frozen=True)
+class Reversed(Schedule):
+    """``inner`` run backwards over [0, length]: turns a decay into a ramp."""
+
+    inner: Schedule
+    length: float
+
+    def __call__(self, t: float) -> float:
+        return self.inner(max(self.length - t, 0.0))
+
+
+def one_cycle(max_lr: float, T: float, pct_start: float = 0.3, div_factor: float = 25.0,
+              final_div_factor: float = 1e4) -> Phases:
+    """Smith's 1cycle as two cosine phases: up to ``max_lr``, then far below the start."""
+    initial = max_lr / div_factor
+    up = pct_start * T
+    return Phases(
+        lengths=(up, T - up),
+        phases=(Reversed(Cosine(max_lr, initial, up), up), Cosine(max_lr, initial / final_div_factor, T - up)),
+    )

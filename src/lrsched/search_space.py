@@ -1,0 +1,79 @@
+"""Validation of ``tune:`` and its per-schedule search spaces (no Optuna import)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from lrsched.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lrsched.config import TuneConfig
+    from lrsched.registry import ScheduleSpec
+
+PRUNERS = ("median", "hyperband", "none")
+KINDS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}, "categorical": {"choices"}}
+
+
+def tunable_keys(spec: "ScheduleSpec") -> set[str]:
+    return set(spec.params) | {"warmup", "warmup_begin_lr"}
+
+
+def check_param(where: str, dist: Any) -> None:
+    if not isinstance(dist, dict) or "type" not in dist:
+        raise ConfigError(f"{where}: must be a mapping with 'type' (float, int or categorical)")
+    kind = dist["type"]
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.type: must be float, int or categorical, got {kind!r}")
+    for key in dist:
+        if key != "type" and key not in KINDS[kind]:
+            raise ConfigError(f"{where}.{key}: unknown key for a {kind} parameter; valid: {', '.join(sorted(KINDS[kind]))}")
+    if kind == "categorical":
+        if not isinstance(dist.get("choices"), list) or not dist["choices"]:
+            raise ConfigError(f"{where}.choices: must be a non-empty list")
+        return
+    for key in ("low", "high"):
+        v = dist.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{where}.{key}: must be a number, got {v!r}")
+        if kind == "int" and not isinstance(v, int):
+            raise ConfigError(f"{where}.{key}: must be an integer for an int parameter, got {v!r}")
+    if dist["low"] >= dist["high"]:
+        raise ConfigError(f"{where}: low ({dist['low']}) must be smaller than high ({dist['high']})")
+    if dist.get("log") and dist["low"] <= 0:
+        raise ConfigError(f"{where}.low: must be > 0 when log: true, got {dist['low']}")
+
+
+def check_tune(tune: "TuneConfig", specs: dict[str, "ScheduleSpec"]) -> None:
+    if tune.n_trials < 1 or tune.epochs < 1:
+        raise ConfigError("tune.n_trials and tune.epochs must be >= 1")
+    if tune.pruner not in PRUNERS:
+        raise ConfigError(f"tune.pruner: must be one of {', '.join(PRUNERS)}, got {tune.pruner!r}")
+    if tune.val_size < 1:
+        raise ConfigError(f"tune.val_size: must be >= 1, got {tune.val_size}")
+    if not isinstance(tune.space, dict):
+        raise ConfigError("tune.space: must be a mapping of schedule name -> {hyperparameter: distribution}")
+    for name, params in tune.space.items():
+        where = f"tune.space.{name}"
+        if name not in specs:
+            raise ConfigError(f"{where}: no schedule named {name!r} in schedules; valid: {', '.join(specs)}")
+        if not isinstance(params, dict) or not params:
+            raise ConfigError(f"{where}: must map hyperparameters to distributions")
+        for key, dist in params.items():
+            if key not in tunable_keys(specs[name]):
+                raise ConfigError(f"{where}.{key}: {name!r} has no hyperparameter {key!r}; "
+                                  f"valid: {', '.join(sorted(tunable_keys(specs[name])))}")
+            check_param(f"{where}.{key}", dist)
+    for name in tune.schedules or ():
+        if name not in tune.space:
+            raise ConfigError(f"tune.schedules: {name!r} has no search space; add tune.space.{name}")
+
+
+def tuned_names(tune: "TuneConfig") -> list[str]:
+    return list(tune.schedules) if tune.schedules is not None else list(tune.space)
+
+
+def space_digest(space: dict[str, Any]) -> str:
+    """Short stable hash: a changed search space starts a new study instead of mixing results."""
+    return hashlib.sha256(json.dumps(space, sort_keys=True).encode()).hexdigest()[:8]

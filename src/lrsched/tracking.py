@@ -1,0 +1,178 @@
+"""MLflow tracking: the only module of lrsched that imports mlflow.
+
+One run per trained (schedule, seed); metrics with ``step = epoch``; run status
+always ends FINISHED, FAILED (error recorded) or KILLED (Ctrl-C / SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+
+from lrsched.errors import LrschedError
+from lrsched.study import RunLogger
+
+PARAM_MAX = 6000  # MLflow's limit on one param value
+
+
+class TrackingError(LrschedError):
+    """The tracking server/store cannot be used."""
+
+
+class Terminated(BaseException):
+    """Raised from a SIGTERM handler so runs end KILLED like on Ctrl-C."""
+
+
+def check_tracking_uri(uri: str | None = None) -> str:
+    """Fail fast, before any training, when the tracking store is unreachable or invalid."""
+    uri = uri or mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise TrackingError(f"MLFLOW_TRACKING_URI={uri}: unreachable ({getattr(exc, 'reason', exc)}); "
+                                "start the server (`mlflow server`) or unset MLFLOW_TRACKING_URI for the local store")
+        return uri
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # mlflow raises many types for a bad store URI
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"MLFLOW_TRACKING_URI={uri}: cannot open the tracking store ({first[:200]}); "
+                            "fix the URI or unset MLFLOW_TRACKING_URI for the local sqlite:///mlflow.db") from None
+    return uri
+
+
+def git_commit(cwd: str | Path = ".") -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def study_id() -> str:
+    """A tag shared by the runs of one ``dvc repro`` (or one command when run alone).
+
+    ``LRSCHED_STUDY`` wins; otherwise the nearest ancestor ``dvc`` process (pid and
+    start time) identifies the repro that launched this stage.
+    """
+    if os.environ.get("LRSCHED_STUDY"):
+        return os.environ["LRSCHED_STUDY"]
+    try:
+        import psutil
+
+        proc = psutil.Process().parent()
+        while proc is not None:
+            cmd = " ".join(proc.cmdline()[:3])
+            if "dvc" in os.path.basename(proc.cmdline()[0] if proc.cmdline() else "") or " -m dvc" in cmd \
+                    or "/dvc " in cmd + " ":
+                raw = f"{socket.gethostname()}-{proc.pid}-{proc.create_time()}"
+                return "repro-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(proc.create_time())) + \
+                    "-" + hashlib.md5(raw.encode()).hexdigest()[:6]
+            proc = proc.parent()
+    except Exception:  # psutil missing or a process vanished: fall back to one id per command
+        pass
+    return "run-" + time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+def _param_value(value: Any) -> str:
+    return str(value)[:PARAM_MAX]
+
+
+class MlflowRunLogger(RunLogger):
+    """Streams a run's per-epoch and per-step metrics to MLflow."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+        self._pending: list[Metric] = []
+        self.status: str | None = None  # set when the run must not end FINISHED
+
+    def on_step(self, step: int, t: float, lr: float) -> None:
+        self._pending.append(Metric("lr_step", lr, int(time.time() * 1000), step))
+
+    def on_epoch_end(self, record: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        step = int(record["epoch"])
+        for key, value in record.items():
+            if key == "epoch":
+                continue
+            name = "epoch_seconds" if key == "seconds" else key
+            self._pending.append(Metric(name, float(value), now, step))
+        self.flush()
+
+    def flush(self) -> None:
+        for start in range(0, len(self._pending), 1000):  # MLflow's batch limit
+            self.client.log_batch(self.run_id, metrics=self._pending[start:start + 1000])
+        self._pending = []
+
+    def log_artifacts(self, folder: Path) -> None:
+        self.flush()
+        self.client.log_artifacts(self.run_id, str(folder))
+
+    def mark_diverged(self, message: str) -> None:
+        self.flush()
+        self.client.set_tag(self.run_id, "lrsched.diverged", "true")
+        self.client.set_tag(self.run_id, "lrsched.error", message[:5000])
+        self.status = RunStatus.to_string(RunStatus.FAILED)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        self.flush()
+
+
+class MlflowTracker:
+    """Creates runs in one experiment; each run's final status always matches what happened."""
+
+    def __init__(self, experiment: str, base_tags: dict[str, str] | None = None):
+        self.uri = check_tracking_uri()
+        self.client = MlflowClient(self.uri)
+        mlflow.set_tracking_uri(self.uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        self.base_tags = dict(base_tags or {})
+        self._parents: list[str] = []
+
+    @contextlib.contextmanager
+    def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
+            nested: bool = False) -> Iterator[MlflowRunLogger]:
+        all_tags = {**self.base_tags, **tags}
+        if nested and self._parents:
+            all_tags["mlflow.parentRunId"] = self._parents[-1]
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        run_id = run.info.run_id
+        logger = MlflowRunLogger(self.client, run_id)
+        self._parents.append(run_id)
+        status = RunStatus.to_string(RunStatus.FINISHED)
+        try:
+            items = [Param(k, _param_value(v)) for k, v in params.items()]
+            for start in range(0, len(items), 100):
+                self.client.log_batch(run_id, params=items[start:start + 100])
+            yield logger
+            status = logger.status or status
+        except (KeyboardInterrupt, Terminated):
+            status = RunStatus.to_string(RunStatus.KILLED)
+            raise
+        except BaseException as exc:
+            status = RunStatus.to_string(RunStatus.FAILED)
+            with contextlib.suppress(Exception):
+                self.client.set_tag(run_id, "lrsched.error", f"{type(exc).__name__}: {exc}"[:5000])
+            raise
+        finally:
+            self._parents.pop()
+            with contextlib.suppress(Exception):
+                logger.flush()
+            self.client.set_terminated(run_id, status)

@@ -1,0 +1,210 @@
+"""Train one model under one schedule.
+
+The data lives on the device as one tensor; each epoch shuffles an index, so
+there is no DataLoader, PIL or per-sample work in the hot loop. Running loss
+and accuracy are accumulated on the device and read back only when the
+progress bar is refreshed and at the end of the epoch, so the loop is not
+throttled by host syncs (which matters on a GPU).
+
+Tracking and tuning hook in through callbacks; this module knows neither.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from lrsched.data import Split
+from lrsched.errors import DivergedError
+from lrsched.model import lenet
+from lrsched.registry import AnySchedule
+from lrsched.schedules import Plateau
+
+REFRESH_EVERY = 25  # steps between progress-bar refreshes (each one is a host sync)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    epochs: int = 10
+    batch_size: int = 256
+    interval: str = "epoch"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    eval_batch_size: int = 2048
+    channels_last: bool = True
+    progress: bool = True
+    desc: str = ""
+
+
+class Callback:
+    """Hooks called by :func:`fit`; override what you need."""
+
+    def on_step(self, step: int, t: float, lr: float) -> None:
+        """Before each optimizer step with ``interval: step`` (``t`` in epochs)."""
+
+    def on_epoch_end(self, record: dict[str, float]) -> None:
+        """After each epoch's evaluation; may raise to stop training (e.g. Optuna pruning)."""
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    model: nn.Module
+    diverged: bool = False
+    message: str = ""
+    seconds: float = 0.0
+    final: dict[str, float] = field(default_factory=dict)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: Split, batch_size: int, channels_last: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``split``, in large batches."""
+    model.eval()
+    loss = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    for start in range(0, len(split), batch_size):
+        x = split.x[start:start + batch_size]
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = split.y[start:start + batch_size]
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = len(split)
+    return loss.item() / n, correct.item() / n
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int, opts: FitOptions,
+        callbacks: Sequence[Callback] = ()) -> FitResult:
+    """Train a fresh LeNet; ``evals`` maps a name (``test``, ``val``) to a split scored each epoch.
+
+    Epoch ``e`` trains at ``schedule(e)`` from its first batch (``interval: epoch``),
+    or at ``schedule(e + i / steps)`` before batch ``i`` (``interval: step``).
+    A non-finite loss stops training and is reported as diverged, not as a result.
+    """
+    device = train.x.device
+    torch.manual_seed(seed)
+    model = lenet().to(device)
+    fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x_all = train.x.contiguous(memory_format=fmt)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=opts.momentum, weight_decay=opts.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(train)
+    steps = math.ceil(n / opts.batch_size)
+    metric_driven = isinstance(schedule, Plateau)
+    plateau_losses: list[float] = []
+    history: list[dict[str, float]] = []
+    start_all = time.perf_counter()
+
+    for epoch in range(opts.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        lr = schedule(epoch, plateau_losses) if metric_driven else schedule(epoch)
+        _set_lr(opt, lr)
+        lr_sum = 0.0
+        perm = torch.randperm(n, generator=gen).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        bar = tqdm(total=steps, desc=f"{opts.desc}epoch {epoch + 1}/{opts.epochs}", disable=not opts.progress,
+                   leave=False, unit="batch", dynamic_ncols=True)
+        for i in range(steps):
+            if opts.interval == "step" and not metric_driven:
+                t = epoch + i / steps
+                lr = schedule(t)
+                _set_lr(opt, lr)
+                for cb in callbacks:
+                    cb.on_step(epoch * steps + i, t, lr)
+            idx = perm[i * opts.batch_size:(i + 1) * opts.batch_size]
+            x, y = x_all[idx], train.y[idx]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lr_sum += lr * len(idx)
+            with torch.no_grad():
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(1) == y).sum()
+            seen += len(idx)
+            if opts.progress and ((i + 1) % REFRESH_EVERY == 0 or i + 1 == steps):
+                running = loss_sum.item() / seen
+                bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.4g}",
+                                refresh=False)
+                bar.update((i + 1) - bar.n)
+                if not math.isfinite(running):
+                    break
+        bar.close()
+        train_loss = loss_sum.item() / seen
+        if not math.isfinite(train_loss):
+            message = (f"diverged: non-finite training loss in epoch {epoch} at lr={lr:.4g}; "
+                       "lower the schedule's learning rate")
+            return FitResult(history, model, diverged=True, message=message,
+                             seconds=time.perf_counter() - start_all)
+        record: dict[str, float] = {
+            "epoch": epoch + 1,  # epochs completed: metrics are measured at the end of the epoch
+            # the sample-weighted mean LR of the epoch: equals lr(e) with interval: epoch
+            "lr": lr_sum / seen,
+            "train_loss": train_loss,
+            "train_acc": correct.item() / seen,
+        }
+        for name, split in evals.items():
+            eval_loss, eval_acc = evaluate(model, split, opts.eval_batch_size, opts.channels_last)
+            record[f"{name}_acc"] = eval_acc
+            record[f"{name}_loss"] = eval_loss
+        record["seconds"] = time.perf_counter() - t0
+        plateau_losses.append(record.get("val_loss", train_loss))
+        history.append(record)
+        for cb in callbacks:
+            cb.on_epoch_end(record)
+    return FitResult(history, model, seconds=time.perf_counter() - start_all,
+                     final=dict(history[-1]) if history else {})
+
+
+def raise_if_diverged(result: FitResult) -> None:
+    if result.diverged:
+        raise DivergedError(result.message, epoch=len(result.history))
+
+
+def summarize(results: Sequence[FitResult]) -> dict[str, Any]:
+    """Final and best metrics, mean and std over seeds (single runs differ by ~3 points)."""
+    import statistics
+
+    ok = [r for r in results if not r.diverged]
+    out: dict[str, Any] = {"seeds": len(results), "diverged": len(results) - len(ok)}
+    if not ok:
+        return out
+    for key in ("test_acc", "train_acc", "train_loss", "val_acc"):
+        if key not in ok[0].final:
+            continue
+        values = [r.final[key] for r in ok]
+        out[key] = statistics.fmean(values)
+        out[f"{key}_std"] = statistics.pstdev(values) if len(values) > 1 else 0.0
+    if "test_acc" in ok[0].final:
+        out["best_test_acc"] = statistics.fmean(max(h["test_acc"] for h in r.history) for r in ok)
+    out["seconds"] = statistics.fmean(r.seconds for r in ok)
+    return out
+
+
+def mean_history(results: Sequence[FitResult]) -> list[dict[str, float]]:
+    """Per-epoch mean over seeds of every recorded field."""
+    ok = [r.history for r in results if not r.diverged and r.history]
+    if not ok:
+        return []
+    epochs = min(len(h) for h in ok)
+    return [
+        {key: sum(h[e][key] for h in ok) / len(ok) for key in ok[0][e]} for e in range(epochs)
+    ]

@@ -1,0 +1,50 @@
+"""DVC stage `plot`: LR curves, training curves, test accuracy of all schedules, reports/summary.md."""
+
+from pathlib import Path
+
+from lrsched.cli import base_parser, config_from, log, run_main
+from lrsched.errors import DataError
+from lrsched.io import read_json, write_text
+from lrsched.plots import plot_lr_curves, plot_metric, plot_training_curves
+from lrsched.registry import build_schedule
+from lrsched.report import summary_markdown
+
+
+def describe(spec) -> str:
+    body = ", ".join(f"{k}={v}" for k, v in spec.as_dict().items() if k not in ("type", "interval"))
+    return f"{spec.type}({body}), per {spec.interval}"
+
+
+def main() -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--results", default=".", help="folder holding metrics/, history/ (and tuned/)")
+    parser.add_argument("--out", default=".", help="folder for plots/ and reports/")
+    args = parser.parse_args()
+    cfg = config_from(args)
+    results, out = Path(args.results), Path(args.out)
+    steps = -(-(cfg.data.limit_train or 60000) // cfg.train.batch_size)
+    schedules = {n: build_schedule(s, steps) for n, s in cfg.schedules.items()}
+    plot_lr_curves(schedules, {n: s.interval for n, s in cfg.schedules.items()}, cfg.train.epochs,
+                   out / "plots" / "lr_curves.png")
+
+    histories, metrics, tuned = {}, {}, {}
+    for name in cfg.schedules:
+        try:
+            histories[name] = read_json(results / "history" / f"{name}.json")
+            metrics[name] = read_json(results / "metrics" / f"{name}.json")
+        except FileNotFoundError as exc:
+            raise DataError(f"{exc.filename}: missing; run the train stage for {name!r} first (dvc repro)") from None
+        if histories[name]:
+            plot_training_curves(histories[name], out / "plots" / "curves" / f"{name}.png",
+                                 f"{name}: {describe(cfg.schedules[name])}")
+        tuned_file = results / "metrics" / "tuned" / f"{name}.json"
+        if tuned_file.is_file():
+            tuned[name] = read_json(tuned_file)
+    plot_metric(histories, "test_acc", out / "plots" / "test_acc.png", "Test accuracy by schedule")
+    descriptions = {n: describe(s) for n, s in cfg.schedules.items()}
+    write_text(out / "reports" / "summary.md", summary_markdown(metrics, descriptions, tuned))
+    log.info("wrote plots/ and reports/summary.md for %d schedules", len(metrics))
+
+
+if __name__ == "__main__":
+    run_main(main)
