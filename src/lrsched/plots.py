@@ -67,10 +67,11 @@ def plot_metric(histories: Mapping[str, Sequence[Mapping[str, float]]], key: str
                 title: str) -> None:
     """One metric of every schedule vs epoch on one figure."""
     fig, ax = plt.subplots(figsize=(8, 4.8))
+    colors = {name: f"C{i % 10}" for i, name in enumerate(histories)}  # same colours as plot_lr_curves
     for name, history in sorted(histories.items(), key=lambda kv: -kv[1][-1][key] if kv[1] else 0):
-        if history:
+        if history:  # legend sorted best first, with the final value
             ax.plot([h["epoch"] for h in history], [h[key] for h in history], marker="o", ms=3,
-                    label=f"{name} ({history[-1][key]:.3f})")
+                    color=colors[name], label=f"{name} ({history[-1][key]:.3f})")
     ax.set(xlabel="epoch", ylabel=key.replace("_", " "), title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

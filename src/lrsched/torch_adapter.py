@@ -61,11 +61,15 @@ def _simulate(cls_name: str, base_lr: float, kwargs: tuple[tuple[str, Any], ...]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sched = getattr(torch.optim.lr_scheduler, cls_name)(opt, **dict(kwargs))
-        lrs = []
-        for _ in range(length):
-            lrs.append(float(opt.param_groups[0]["lr"]))
+        lrs = [float(opt.param_groups[0]["lr"])]
+        while len(lrs) < length:
             opt.step()
-            sched.step()
+            try:
+                sched.step()
+            except ValueError:  # e.g. OneCycleLR past total_steps: the schedule is over, hold its last LR
+                lrs.extend([lrs[-1]] * (length - len(lrs)))
+                break
+            lrs.append(float(opt.param_groups[0]["lr"]))
     return tuple(lrs)
 
 

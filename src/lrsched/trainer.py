@@ -119,8 +119,9 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        bar = tqdm(total=steps, desc=f"{opts.desc}epoch {epoch + 1}/{opts.epochs}", disable=not opts.progress,
-                   leave=False, unit="batch", dynamic_ncols=True)
+        # disable=None shows the bar only on a terminal, so DVC/CI logs stay readable
+        bar = tqdm(total=steps, desc=f"{opts.desc}epoch {epoch + 1}/{opts.epochs}",
+                   disable=None if opts.progress else True, leave=False, unit="batch", dynamic_ncols=True)
         for i in range(steps):
             if opts.interval == "step" and not metric_driven:
                 t = epoch + i / steps
@@ -140,7 +141,7 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.argmax(1) == y).sum()
             seen += len(idx)
-            if opts.progress and ((i + 1) % REFRESH_EVERY == 0 or i + 1 == steps):
+            if not bar.disable and ((i + 1) % REFRESH_EVERY == 0 or i + 1 == steps):
                 running = loss_sum.item() / seen
                 bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.4g}",
                                 refresh=False)

@@ -1,0 +1,55 @@
+"""Running stage scripts and DVC in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conftest import ROOT, write_source
+
+BIN = Path(sys.executable).parent
+
+
+def project_copy(dest: Path, toy_files: dict[str, bytes], **sections: dict[str, Any]) -> Path:
+    """Copy the project (code, pipeline, params) and point its data at generated files."""
+    dest.mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml", "MLproject", "python_env.yaml"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, dest / name)
+    for folder in ("stages", "src"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    md5s = write_source(dest.parent / f"{dest.name}-source", toy_files)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["data"].update(sources=[str(dest.parent / f"{dest.name}-source")], checksums=md5s)
+    params["train"].update(epochs=2)
+    for section, values in sections.items():
+        params.setdefault(section, {}).update(values)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return dest
+
+
+def env(tmp: Path, **extra: str) -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}", MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db",
+             MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+             GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    e.update(extra)
+    return e
+
+
+def run(cmd: list[str], cwd: Path, environ: dict[str, str], check: bool = True,
+        timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def stage(script: str, *args: str, cwd: Path, environ: dict[str, str], check: bool = True):
+    return run([sys.executable, f"stages/{script}.py", *args], cwd, environ, check)

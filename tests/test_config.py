@@ -1,0 +1,68 @@
+"""params.yaml: the default loads; every bad input is a one-line error naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from lrsched.config import apply_overrides, load_config, parse_config
+from lrsched.errors import ConfigError
+
+
+def default_raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_default_params_are_the_articles_six_plus_linear() -> None:
+    cfg = load_config(ROOT / "params.yaml")
+    assert list(cfg.schedules) == ["constant", "square_root", "factor", "multi_factor", "cosine",
+                                   "cosine_warmup", "linear"]
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.seeds, cfg.train.device) == (10, 256, (0,), "auto")
+    assert cfg.schedules["factor"].params == {"base_lr": 0.6, "factor": 0.8, "min_lr": 0.01}
+    assert cfg.schedules["multi_factor"].params == {"base_lr": 0.5, "milestones": [3, 8], "gamma": 0.5}
+    warm = cfg.schedules["cosine_warmup"]
+    assert (warm.warmup, warm.interval) == (3.0, "step")  # step interval: epoch 0 is not wasted at lr 0
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.epochs=0", "train.epochs: must be >= 1"),
+    ("train.epochs=ten", "train.epochs: must be an integer"),
+    ("train.lr=0.1", "train.lr: unknown key"),
+    ("train.seeds=[0, 0]", "train.seeds: contains duplicates"),
+    ("train.device=tpu", "train.device: must be auto"),
+    ("schedules.cosine.base_lr=-1", "schedules.cosine.base_lr: learning rate must be > 0"),
+    ("schedules.cosine.type=cosine_annealing", "schedules.cosine.type: unknown schedule type"),
+    ("schedules.cosine.warmup=12", "schedules.cosine.warmup: must be smaller than T"),
+    ("schedules.multi_factor.milestones=[8, 3]", "schedules.multi_factor.milestones: must be positive and strictly"),
+    ("schedules.linear.slope=2", "schedules.linear.slope: unknown key"),
+    ("tracking.uri=x", "tracking.uri: unknown key"),
+    ("extra.x=1", "extra: unknown section"),
+    ("tune.pruner=random", "tune.pruner: must be one of"),
+])
+def test_bad_values_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(apply_overrides(default_raw(), [override]))
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train:\n  epochs: [10\nschedules: {}\n")
+    with pytest.raises(ConfigError, match=r"malformed YAML at line \d+"):
+        load_config(bad)
+
+
+def test_missing_params_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides_parse_yaml_values() -> None:
+    raw = apply_overrides(default_raw(), ["schedules.cosine.base_lr=0.3", "train.seeds=[1, 2]"])
+    cfg = parse_config(raw)
+    assert cfg.schedules["cosine"].params["base_lr"] == 0.3 and cfg.train.seeds == (1, 2)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides(raw, ["schedules.cosine.base_lr"])

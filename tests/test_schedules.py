@@ -1,0 +1,148 @@
+"""Every schedule's formula at chosen points (SPEC §4), purity, and the torch adapter."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+import torch
+
+from lrsched import schedules as S
+from lrsched.errors import ConfigError
+from lrsched.registry import build_schedule, lr_curve, parse_spec
+
+
+def sched(type_: str, **kw):
+    return build_schedule(parse_spec("s", {"type": type_, **kw}), steps_per_epoch=10)
+
+
+ARTICLE = {
+    "constant": {"type": "constant", "lr": 0.3},
+    "square_root": {"type": "square_root", "lr": 0.1},
+    "factor": {"type": "factor", "base_lr": 0.6, "factor": 0.8, "min_lr": 0.01},
+    "multi_factor": {"type": "multi_factor", "base_lr": 0.5, "milestones": [3, 8], "gamma": 0.5},
+    "cosine": {"type": "cosine", "base_lr": 0.2, "final_lr": 0.02, "T": 10},
+    "cosine_warmup": {"type": "cosine", "base_lr": 0.2, "final_lr": 0.02, "T": 10, "warmup": 3},
+}
+EXTRA = {
+    "linear": {"type": "linear", "base_lr": 0.3, "final_lr": 0.01, "T": 10},
+    "noam": {"type": "noam", "base_lr": 0.4, "warmup": 2},
+    "exponential": {"type": "exponential", "base_lr": 0.4, "gamma": 0.7},
+    "polynomial": {"type": "polynomial", "base_lr": 0.4, "T": 10, "power": 2.0},
+    "one_cycle": {"type": "one_cycle", "max_lr": 0.5, "T": 10},
+    "cosine_restarts": {"type": "cosine_restarts", "base_lr": 0.3, "T_0": 2, "T_mult": 2},
+    "torch_step": {"type": "StepLR", "base_lr": 0.3, "step_size": 2, "gamma": 0.5},
+}
+
+
+@pytest.mark.parametrize(("name", "t", "expected"), [
+    ("constant", 0, 0.3), ("constant", 7.5, 0.3),
+    ("square_root", 0, 0.1), ("square_root", 3, 0.05), ("square_root", 8, 0.1 / 3),
+    ("factor", 0, 0.6), ("factor", 1, 0.48), ("factor", 2, 0.384), ("factor", 30, 0.01),
+    ("multi_factor", 0, 0.5), ("multi_factor", 2.99, 0.5), ("multi_factor", 3, 0.25),
+    ("multi_factor", 7, 0.25), ("multi_factor", 8, 0.125), ("multi_factor", 9, 0.125),
+    ("cosine", 0, 0.2), ("cosine", 5, 0.11), ("cosine", 10, 0.02), ("cosine", 12, 0.02),
+    ("cosine", 2.5, 0.02 + 0.18 * (1 + math.cos(math.pi / 4)) / 2),
+    ("cosine_warmup", 0, 0.0), ("cosine_warmup", 1.5, 0.1), ("cosine_warmup", 3, 0.2),
+    ("cosine_warmup", 6.5, 0.11), ("cosine_warmup", 10, 0.02), ("cosine_warmup", 12, 0.02),
+])
+def test_article_schedules_match_spec_formulas(name: str, t: float, expected: float) -> None:
+    assert build_schedule(parse_spec(name, ARTICLE[name]), 10)(t) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("name", "t", "expected"), [
+    ("linear", 0, 0.3), ("linear", 5, 0.155), ("linear", 10, 0.01), ("linear", 20, 0.01),
+    ("noam", 0, 0.0), ("noam", 1, 0.2), ("noam", 2, 0.4), ("noam", 8, 0.2),
+    ("exponential", 0, 0.4), ("exponential", 2, 0.4 * 0.49),
+    ("polynomial", 0, 0.4), ("polynomial", 5, 0.1), ("polynomial", 10, 0.0),
+    ("one_cycle", 0, 0.02), ("one_cycle", 3, 0.5), ("one_cycle", 10, 0.02 / 1e4),
+    ("cosine_restarts", 0, 0.3), ("cosine_restarts", 1, 0.15), ("cosine_restarts", 2, 0.3),
+    ("cosine_restarts", 4, 0.15), ("cosine_restarts", 6, 0.3),
+    ("torch_step", 0, 0.3), ("torch_step", 1.9, 0.3), ("torch_step", 2, 0.15), ("torch_step", 5, 0.075),
+])
+def test_extra_schedules(name: str, t: float, expected: float) -> None:
+    assert build_schedule(parse_spec(name, EXTRA[name]), 10)(t) == pytest.approx(expected, abs=1e-12)
+
+
+def test_warmup_is_composition_over_any_schedule() -> None:
+    s = sched("constant", lr=0.4, warmup=2, warmup_begin_lr=0.1)
+    assert [s(t) for t in (0, 1, 2, 5)] == pytest.approx([0.1, 0.25, 0.4, 0.4])
+
+
+def test_plateau_reduces_after_patience_and_is_pure() -> None:
+    p = S.Plateau(base_lr=0.1, factor=0.5, patience=1)
+    losses = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9]
+    lrs = [p(e, losses) for e in range(7)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.025])
+    assert [p(e, losses) for e in range(7)] == lrs
+
+
+@pytest.mark.parametrize("spec", list(ARTICLE.values()) + list(EXTRA.values()), ids=list(ARTICLE) + list(EXTRA))
+def test_schedules_are_pure_and_picklable(spec: dict) -> None:
+    s = build_schedule(parse_spec("s", spec), 10)
+    first = [s(t / 4) for t in range(60)]
+    assert [s(t / 4) for t in range(60)] == first          # calling again changes nothing
+    assert [s(t / 4) for t in reversed(range(60))] == first[::-1]  # nor does the order
+    clone = pickle.loads(pickle.dumps(s))
+    assert [clone(t / 4) for t in range(60)] == first
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "interval"), [
+    ("MultiStepLR", {"milestones": [3, 8], "gamma": 0.5}, "epoch"),
+    ("CosineAnnealingLR", {"T_max": 10, "eta_min": 0.01}, "epoch"),
+    ("ExponentialLR", {"gamma": 0.9}, "step"),
+    ("OneCycleLR", {"max_lr": 0.5, "total_steps": 40}, "step"),
+])
+def test_torch_adapter_gives_the_torch_schedulers_lrs(cls: str, kwargs: dict, interval: str) -> None:
+    steps_per_epoch = 4
+    s = build_schedule(parse_spec("t", {"type": cls, "base_lr": 0.5, "interval": interval, **kwargs}),
+                       steps_per_epoch)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    ref = getattr(torch.optim.lr_scheduler, cls)(opt, **kwargs)
+    per = steps_per_epoch if interval == "step" else 1
+    expected = []
+    for _ in range(10 * per - 1):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    got = [s(i / per) for i in range(10 * per - 1)]
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_torch_multistep_equals_builtin_multi_factor() -> None:
+    torch_s = sched("MultiStepLR", base_lr=0.5, milestones=[3, 8], gamma=0.5)
+    ours = sched("multi_factor", base_lr=0.5, milestones=[3, 8], gamma=0.5)
+    assert [torch_s(e) for e in range(12)] == pytest.approx([ours(e) for e in range(12)])
+
+
+# --- the article's defects (SPEC §4) must not come back -------------------------------------------
+
+def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
+    """The article's FactorScheduler/CosineScheduler mutated themselves when called (plotted)."""
+    for spec in (ARTICLE["factor"], ARTICLE["cosine"], ARTICLE["cosine_warmup"]):
+        fresh = build_schedule(parse_spec("s", spec), 10)
+        plotted = build_schedule(parse_spec("s", spec), 10)
+        lr_curve(plotted, 15, 4)  # what plot_scheduler did before training
+        assert plotted == fresh
+        assert [plotted(e) for e in range(10)] == [fresh(e) for e in range(10)]
+    # with the article's code, factor's epoch-0 LR after plotting 10 epochs was max(0.01, 0.6*0.8**11)
+    assert build_schedule(parse_spec("f", ARTICLE["factor"]), 10)(0) == 0.6
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"type": "nope", "lr": 1}, "unknown schedule type 'nope'"),
+    ({"type": "constant", "lr": -0.1}, "schedules.s.lr: learning rate must be > 0"),
+    ({"type": "constant", "lr": 0.1, "gamma": 2}, "schedules.s.gamma: unknown key"),
+    ({"type": "cosine", "base_lr": 0.2, "final_lr": 0.0}, "missing 'T'"),
+    ({"type": "cosine", "base_lr": 0.2, "final_lr": 0.0, "T": 10, "warmup": 10}, "warmup: must be smaller than T"),
+    ({"type": "multi_factor", "base_lr": 0.5, "milestones": [8, 3]}, "strictly increasing"),
+    ({"type": "constant", "lr": "fast"}, "schedules.s.lr: must be a finite number"),
+    ({"type": "constant", "lr": 0.1, "interval": "batch"}, "interval: must be 'epoch' or 'step'"),
+    ({"type": "StepLR", "base_lr": 0.1}, "missing required argument 'step_size'"),
+    ({"type": "StepLR", "base_lr": 0.1, "step_size": 2, "gama": 0.5}, "schedules.s.gama: unknown argument"),
+    ({"type": "LambdaLR", "base_lr": 0.1}, "unknown schedule type 'LambdaLR'"),
+])
+def test_invalid_schedules_name_the_key(spec: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_spec("s", spec)

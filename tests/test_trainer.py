@@ -1,0 +1,119 @@
+"""The trainer: determinism, the LR each epoch really trains at, divergence, seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lrsched import schedules as S
+from lrsched.data import load_split
+from lrsched.model import lenet
+from lrsched.registry import build_schedule, parse_spec
+from lrsched.trainer import Callback, FitOptions, fit, mean_history, summarize
+
+OPTS = FitOptions(epochs=3, batch_size=64, progress=False)
+
+
+@pytest.fixture()
+def splits(toy_root: Path):
+    return load_split(toy_root, train=True), load_split(toy_root, train=False)
+
+
+def test_lenet_has_the_articles_61706_parameters() -> None:
+    assert sum(p.numel() for p in lenet().parameters()) == 61706
+    assert lenet()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_same_seed_same_history_bit_for_bit(splits) -> None:
+    train, test = splits
+    a = fit(S.Cosine(0.2, 0.02, 3), train, {"test": test}, seed=5, opts=OPTS)
+    b = fit(S.Cosine(0.2, 0.02, 3), train, {"test": test}, seed=5, opts=OPTS)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    c = fit(S.Cosine(0.2, 0.02, 3), train, {"test": test}, seed=6, opts=OPTS)
+    assert strip(c.history) != strip(a.history)
+
+
+def test_toy_data_is_learned(splits) -> None:
+    train, test = splits
+    result = fit(S.Constant(0.3), train, {"test": test}, seed=0, opts=FitOptions(epochs=4, batch_size=32, progress=False))
+    assert result.final["test_acc"] > 0.9
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+
+
+def test_defect1_epoch0_trains_at_lr0_not_at_a_default(splits) -> None:
+    """The article always built SGD(lr=0.3) and applied the schedule one epoch late."""
+    train, test = splits
+    zero_first = S.Warmup(S.Constant(0.1), epochs=1, start_lr=0.0)  # lr(0) = 0 with interval: epoch
+    result = fit(zero_first, train, {"test": test}, seed=1, opts=FitOptions(epochs=1, batch_size=64, progress=False))
+    torch.manual_seed(1)
+    untouched = lenet().state_dict()
+    assert all(torch.equal(untouched[k], v) for k, v in result.model.state_dict().items())
+    lrs = fit(S.Factor(0.6, 0.8, 0.01), train, {}, seed=0, opts=OPTS).history
+    assert [r["lr"] for r in lrs] == pytest.approx([0.6, 0.48, 0.384])
+
+
+def test_defect2_torch_multistep_really_drives_the_trained_net(splits) -> None:
+    """The article attached MultiStepLR to another net's optimizer, so training stayed at 0.3."""
+    train, test = splits
+    opts = FitOptions(epochs=4, batch_size=64, progress=False)
+    spec = parse_spec("m", {"type": "MultiStepLR", "base_lr": 0.5, "milestones": [1, 3], "gamma": 0.5})
+    torch_run = fit(build_schedule(spec, 10), train, {"test": test}, seed=0, opts=opts)
+    ours = fit(S.MultiFactor(0.5, (1, 3), 0.5), train, {"test": test}, seed=0, opts=opts)
+    const = fit(S.Constant(0.5), train, {"test": test}, seed=0, opts=opts)
+    assert [r["lr"] for r in torch_run.history] == [0.5, 0.25, 0.25, 0.125]
+    assert [r["train_loss"] for r in torch_run.history] == [r["train_loss"] for r in ours.history]
+    assert torch_run.history[-1]["train_loss"] != const.history[-1]["train_loss"]
+
+
+def test_step_interval_warmup_does_not_waste_epoch0(splits) -> None:
+    train, test = splits
+    spec = parse_spec("w", {"type": "cosine", "base_lr": 0.2, "final_lr": 0.02, "T": 3, "warmup": 1,
+                            "interval": "step"})
+    steps = []
+
+    class Recorder(Callback):
+        def on_step(self, step: int, t: float, lr: float) -> None:
+            steps.append((step, t, lr))
+
+    opts = FitOptions(epochs=3, batch_size=64, progress=False, interval=spec.interval)
+    result = fit(build_schedule(spec, 10), train, {"test": test}, seed=0, opts=opts, callbacks=[Recorder()])
+    n = len(steps) // 3
+    assert n == 10  # 600 images / batch 64
+    assert steps[0][2] == 0.0 and all(lr > 0 for _, _, lr in steps[1:])
+    assert steps[5][2] == pytest.approx(0.1)  # t = 0.5 epochs: half way up the ramp
+    assert 0 < result.history[0]["lr"] < 0.2
+    torch.manual_seed(0)
+    assert not torch.equal(lenet().state_dict()["0.weight"], result.model.state_dict()["0.weight"])
+
+
+def test_divergence_stops_and_is_recorded(splits) -> None:
+    train, test = splits
+    result = fit(S.Constant(1e6), train, {"test": test}, seed=0, opts=OPTS)
+    assert result.diverged
+    assert "non-finite training loss in epoch 0" in result.message
+    assert result.history == []
+    summary = summarize([result])
+    assert summary["diverged"] == 1 and "test_acc" not in summary
+
+
+def test_plateau_uses_the_loss_history(splits) -> None:
+    train, test = splits
+    p = S.Plateau(base_lr=0.3, factor=0.5, patience=0, threshold=10.0)  # threshold 10: never "improves"
+    result = fit(p, train, {"test": test}, seed=0, opts=OPTS)
+    assert [r["lr"] for r in result.history] == pytest.approx([0.3, 0.15, 0.075])
+
+
+def test_summary_is_mean_and_std_over_seeds(splits) -> None:
+    train, test = splits
+    results = [fit(S.Constant(0.3), train, {"test": test}, seed=s, opts=OPTS) for s in (0, 1)]
+    summary = summarize(results)
+    accs = [r.final["test_acc"] for r in results]
+    assert summary["seeds"] == 2
+    assert summary["test_acc"] == pytest.approx(sum(accs) / 2)
+    assert summary["test_acc_std"] == pytest.approx(abs(accs[0] - accs[1]) / 2)
+    assert mean_history(results)[0]["train_loss"] == pytest.approx(
+        (results[0].history[0]["train_loss"] + results[1].history[0]["train_loss"]) / 2)
