@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from lrsched.cli import base_parser, log, make_tracker, run_main
+from lrsched.cli import base_parser, log, make_tracker, run_main, whole_number
 from lrsched.config import load_config
 from lrsched.data import data_checksum
 from lrsched.io import atomic_path, write_json
@@ -15,8 +15,8 @@ from lrsched.trainer import mean_history, summarize
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--schedule", required=True, help="a name under `schedules:` in params.yaml")
-    parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
-    parser.add_argument("--seed", type=int, help="shortcut for --set train.seeds=[N]")
+    parser.add_argument("--epochs", type=whole_number, help="shortcut for --set train.epochs=N")
+    parser.add_argument("--seed", type=whole_number, help="shortcut for --set train.seeds=[N]")
     parser.add_argument("--out", default=".", help="folder for metrics/, history/ and models/ (default: .)")
     parser.add_argument("--no-progress", action="store_true", help="hide the per-epoch progress bars")
     args = parser.parse_args()

@@ -22,6 +22,14 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def whole_number(text: str) -> int:
+    """An integer flag that also accepts MLflow's float rendering ("3.0")."""
+    value = float(text)
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
+
+
 def config_from(args: argparse.Namespace) -> Config:
     return load_config(args.params, args.overrides)
 

@@ -127,7 +127,9 @@ def _check_train(t: TrainConfig) -> None:
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a copy of ``raw``."""
     raw = copy.deepcopy(raw)
-    for item in overrides:
+    # `a=1;b=2` in one string: MLproject passes all overrides as one parameter
+    items = [part.strip() for item in overrides for part in item.split(";") if part.strip()]
+    for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. schedules.cosine.base_lr=0.3")

@@ -145,6 +145,10 @@ class MlflowTracker:
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
         self.base_tags = dict(base_tags or {})
         self._parents: list[str] = []
+        # Under `mlflow run`, MLflow made a run for us: log into it rather than beside it.
+        self._adopt = os.environ.get("MLFLOW_RUN_ID") or None
+        # Under `mlflow run . -e pipeline`, that run becomes the parent of every stage's runs.
+        self._outer_parent = os.environ.get("LRSCHED_PARENT_RUN_ID") or None
 
     @contextlib.contextmanager
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
@@ -152,8 +156,17 @@ class MlflowTracker:
         all_tags = {**self.base_tags, **tags}
         if nested and self._parents:
             all_tags["mlflow.parentRunId"] = self._parents[-1]
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-        run_id = run.info.run_id
+        elif self._outer_parent:
+            all_tags["mlflow.parentRunId"] = self._outer_parent
+        if self._adopt and not nested:
+            run_id, self._adopt = self._adopt, None
+            self.client.set_tag(run_id, "mlflow.runName", name)
+            for key, value in all_tags.items():
+                self.client.set_tag(run_id, key, value)
+            # later seeds become children of the run `mlflow run` created
+            self._outer_parent = self._outer_parent or run_id
+        else:
+            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
         logger = MlflowRunLogger(self.client, run_id)
         self._parents.append(run_id)
         status = RunStatus.to_string(RunStatus.FINISHED)
