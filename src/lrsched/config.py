@@ -8,6 +8,7 @@ silently ignored.
 from __future__ import annotations
 
 import copy
+import re
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,21 @@ import yaml
 
 from lrsched.errors import ConfigError
 from lrsched.registry import ScheduleSpec, parse_spec
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: PyYAML alone reads ``1e-3`` as a string; DVC (ruamel) reads a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
 
 OFFICIAL_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
@@ -134,7 +150,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. schedules.cosine.base_lr=0.3")
         try:
-            value = yaml.safe_load(text)
+            value = yaml_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({exc.problem})") from None
         node = raw
@@ -152,7 +168,7 @@ def read_params(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: not found; run from the project root or pass --params PATH")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

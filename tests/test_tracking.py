@@ -1,0 +1,187 @@
+"""MLflow tracking: a real server, run status on success/failure/interrupt, fail-fast, opt-out."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from helpers import env, project_copy, run, stage
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path: Path):
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env(tmp_path), start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(uri + "/health", timeout=2).read()
+            break
+        except OSError:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            time.sleep(0.5)
+    else:
+        raise AssertionError("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
+    yield uri
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture()
+def proj(tmp_path: Path, toy_files) -> Path:
+    p = project_copy(tmp_path / "proj", toy_files)
+    stage("download", cwd=p, environ=env(tmp_path))
+    return p
+
+
+def client_for(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def only_run(uri: str):
+    c = client_for(uri)
+    runs = c.search_runs([c.get_experiment_by_name("lrsched").experiment_id])
+    assert len(runs) == 1
+    return c, runs[0]
+
+
+def test_training_against_a_real_mlflow_server(proj: Path, tmp_path: Path, mlflow_server: str) -> None:
+    stage("train", "--schedule", "cosine_warmup", "--epochs", "3", cwd=proj,
+          environ=env(tmp_path, MLFLOW_TRACKING_URI=mlflow_server))
+    c, r = only_run(mlflow_server)
+    assert r.info.status == "FINISHED" and r.info.run_name == "cosine_warmup"
+    p = r.data.params
+    assert (p["schedule.type"], p["schedule.base_lr"], p["schedule.warmup"], p["schedule.interval"]) == \
+        ("cosine", "0.2", "3.0", "step")
+    assert p["train.epochs"] == "3" and p["train.batch_size"] == "256" and p["seed"] == "0"
+    test_acc = c.get_metric_history(r.info.run_id, "test_acc")
+    assert sorted(m.step for m in test_acc) == [1, 2, 3]
+    lrs = sorted(c.get_metric_history(r.info.run_id, "lr"), key=lambda m: m.step)
+    assert [m.step for m in lrs] == [1, 2, 3] and lrs[0].value < lrs[2].value  # warming up
+    per_step = c.get_metric_history(r.info.run_id, "lr_step")
+    assert len(per_step) == 3 * 3 and min(m.value for m in per_step) == 0.0  # 600 images / 256 = 3 steps
+    tags = r.data.tags
+    assert tags["lrsched.schedule"] == "cosine_warmup" and tags["lrsched.stage"] == "train@cosine_warmup"
+    assert len(tags["lrsched.data_md5"]) == 32 and "lrsched.study" in tags
+    names = {a.path for a in c.list_artifacts(r.info.run_id)}
+    assert {"lr_curve.png", "training_curves.png", "history.json", "config.yaml", "model.pt"} <= names
+    png = Path(c.download_artifacts(r.info.run_id, "training_curves.png", str(tmp_path)))
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unreachable_server_fails_before_training(proj: Path, tmp_path: Path) -> None:
+    started = time.time()
+    proc = stage("train", "--schedule", "cosine", cwd=proj, check=False,
+                 environ=env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}"))
+    assert proc.returncode == 2 and "unreachable" in proc.stderr and "mlflow server" in proc.stderr
+    assert "data:" not in proc.stderr  # stopped before loading data or training
+    assert time.time() - started < 60 and not (proj / "metrics").exists()
+
+
+def test_invalid_store_uri_fails_fast(proj: Path, tmp_path: Path) -> None:
+    proc = stage("train", "--schedule", "cosine", cwd=proj, check=False,
+                 environ=env(tmp_path, MLFLOW_TRACKING_URI="nosuchscheme://x"))
+    assert proc.returncode == 2 and "MLFLOW_TRACKING_URI=nosuchscheme://x" in proc.stderr
+
+
+def test_exception_ends_the_run_failed_with_the_error(tmp_path: Path, monkeypatch) -> None:
+    from lrsched.tracking import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path}/t.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker = MlflowTracker("lrsched", {})
+    with pytest.raises(RuntimeError):
+        with tracker.run("cosine", {"a": 1}, {}):
+            raise RuntimeError("out of memory in epoch 3")
+    _, r = only_run(uri)
+    assert r.info.status == "FAILED"
+    assert r.data.tags["lrsched.error"] == "RuntimeError: out of memory in epoch 3"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupted_run_ends_killed_and_keeps_old_outputs(proj: Path, tmp_path: Path, sig, code) -> None:
+    uri = f"sqlite:///{tmp_path}/k.db"
+    e = env(tmp_path, MLFLOW_TRACKING_URI=uri)
+    stage("train", "--schedule", "constant", "--epochs", "1", cwd=proj, environ=e)
+    before = (proj / "metrics" / "constant.json").read_text()
+    proc = subprocess.Popen([sys.executable, "stages/train.py", "--schedule", "constant", "--epochs", "100000"],
+                            cwd=proj, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    c = client_for(uri)
+    exp = c.get_experiment_by_name("lrsched").experiment_id
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        running = [r for r in c.search_runs([exp]) if r.info.status == "RUNNING"]
+        if running and c.get_metric_history(running[0].info.run_id, "test_acc"):
+            break  # mid-training: at least one epoch logged
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        raise AssertionError("training run never started: " + proc.communicate()[1][-2000:])
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr[-2000:]
+    assert c.get_run(running[0].info.run_id).info.status == "KILLED"
+    assert (proj / "metrics" / "constant.json").read_text() == before
+
+
+def test_diverged_run_is_recorded_as_such(proj: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/d.db"
+    stage("train", "--schedule", "constant", "--epochs", "2", "--set", "schedules.constant.lr=1e6", cwd=proj,
+          environ=env(tmp_path, MLFLOW_TRACKING_URI=uri))
+    metrics = json.loads((proj / "metrics" / "constant.json").read_text())
+    assert metrics["diverged"] == 1 and "test_acc" not in metrics
+    _, r = only_run(uri)
+    assert r.info.status == "FAILED" and r.data.tags["lrsched.diverged"] == "true"
+    assert "non-finite training loss" in r.data.tags["lrsched.error"]
+
+
+def test_tracking_disabled_never_imports_mlflow(proj: Path, tmp_path: Path) -> None:
+    code = ("import runpy, sys\n"
+            "sys.argv = ['stages/train.py', '--schedule', 'constant', '--epochs', '1',"
+            " '--set', 'tracking.enabled=false']\n"
+            "try:\n    runpy.run_path('stages/train.py', run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "print('MLFLOW_IMPORTED' if 'mlflow' in sys.modules else 'MLFLOW_NOT_IMPORTED')\n")
+    e = env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")  # would fail if contacted
+    proc = run([sys.executable, "-c", code], proj, e)
+    assert "MLFLOW_NOT_IMPORTED" in proc.stdout
+    assert (proj / "metrics" / "constant.json").is_file()
+
+
+def test_mlflow_run_entry_point_logs_one_run_with_overrides(proj: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/p.db"
+    run([str(BIN / "mlflow"), "run", ".", "--env-manager", "local", "--experiment-name", "lrsched",
+         "-P", "schedule=cosine", "-P", "epochs=2", "-P", "set=schedules.cosine.base_lr=0.3;schedules.cosine.T=4"],
+        proj, env(tmp_path, MLFLOW_TRACKING_URI=uri))
+    c, r = only_run(uri)
+    assert r.info.status == "FINISHED" and r.info.run_name == "cosine"
+    assert (r.data.params["schedule.base_lr"], r.data.params["schedule.T"], r.data.params["train.epochs"]) == \
+        ("0.3", "4", "2")
+    assert len(c.get_metric_history(r.info.run_id, "test_acc")) == 2
