@@ -72,10 +72,10 @@ class TuneConfig:
     epochs: int = 3                # per trial
     pruner: str = "median"         # median | hyperband | none
     sampler_seed: int = 0
-    storage: str = "optuna/journal.log"  # a journal file, or any SQLAlchemy URL
+    storage: str = "optuna/optuna.db"  # a SQLite file path, or any SQLAlchemy URL (postgresql://...)
     val_size: int = 10000
     split_seed: int = 0
-    schedules: tuple[str, ...] | None = None  # None = every schedule with a search space
+    # schedule -> hyperparameter -> distribution; the schedules listed here are the ones tuned
     space: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 

@@ -65,13 +65,6 @@ def check_tune(tune: "TuneConfig", specs: dict[str, "ScheduleSpec"]) -> None:
                 raise ConfigError(f"{where}.{key}: {name!r} has no hyperparameter {key!r}; "
                                   f"valid: {', '.join(sorted(tunable_keys(specs[name])))}")
             check_param(f"{where}.{key}", dist)
-    for name in tune.schedules or ():
-        if name not in tune.space:
-            raise ConfigError(f"tune.schedules: {name!r} has no search space; add tune.space.{name}")
-
-
-def tuned_names(tune: "TuneConfig") -> list[str]:
-    return list(tune.schedules) if tune.schedules is not None else list(tune.space)
 
 
 def space_digest(space: dict[str, Any]) -> str:

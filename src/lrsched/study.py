@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 class RunLogger(Callback):
     """What a tracker hands back for one run: the trainer's callbacks plus artifact upload."""
 
+    run_id: str | None = None
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        """Record run-level figures (e.g. a study's best value)."""
+
+    def mark_pruned(self, message: str) -> None:
+        """Record that the run (an Optuna trial) was stopped early by the pruner."""
+
     def log_artifacts(self, folder: Path) -> None:
         """Upload every file in ``folder``."""
 
@@ -114,7 +122,7 @@ def write_run_artifacts(folder: Path, spec: ScheduleSpec, schedule: AnySchedule,
 
 
 def train_schedule(cfg: Config, name: str, tracker: Tracker, tags: dict[str, str], data: Datasets,
-                   progress: bool = True) -> list[FitResult]:
+                   progress: bool = True, run_name: str | None = None, nested: bool = False) -> list[FitResult]:
     """Train ``name`` once per seed in ``train.seeds``; one tracked run each."""
     spec = get_schedule_spec(cfg, name)
     schedule = schedule_for(spec, len(data.train), cfg.train.batch_size)
@@ -123,7 +131,7 @@ def train_schedule(cfg: Config, name: str, tracker: Tracker, tags: dict[str, str
         desc = f"{name} seed {seed} " if len(cfg.train.seeds) > 1 else f"{name} "
         params = run_params(cfg, spec, seed)
         run_tags = {**tags, "lrsched.schedule": name, "lrsched.seed": str(seed)}
-        with tracker.run(name, params, run_tags) as logger:
+        with tracker.run(run_name or name, params, run_tags, nested=nested) as logger:
             result = fit(schedule, data.train, {"test": data.test}, seed,
                          fit_options(cfg, spec, progress=progress, desc=desc), callbacks=[logger])
             if result.diverged:

@@ -122,6 +122,13 @@ class MlflowRunLogger(RunLogger):
         self.flush()
         self.client.log_artifacts(self.run_id, str(folder))
 
+    def mark_pruned(self, message: str) -> None:
+        # MLflow has no "pruned" status: KILLED (stopped early, not an error) plus a tag
+        self.flush()
+        self.client.set_tag(self.run_id, "lrsched.trial_state", "PRUNED")
+        self.client.set_tag(self.run_id, "lrsched.pruned", message[:5000])
+        self.status = RunStatus.to_string(RunStatus.KILLED)
+
     def mark_diverged(self, message: str) -> None:
         self.flush()
         self.client.set_tag(self.run_id, "lrsched.diverged", "true")

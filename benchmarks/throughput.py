@@ -1,0 +1,227 @@
+"""Training throughput: the article's DataLoader loop vs lrsched's ``fit``, same model, same data.
+
+Run from the project root (with the venv active)::
+
+    python benchmarks/throughput.py                       # 1 epoch, 3 repeats of each loop
+    python benchmarks/throughput.py --repeats 5 --threads 1
+    python benchmarks/throughput.py --accuracy --epochs 10  # final test accuracy, each loop once
+
+What it measures. Both loops train the article's LeNet (``lrsched.model.lenet``) with
+plain SGD at a constant learning rate, batch size 256, for ``--epochs`` epochs, and
+score the test set after every epoch:
+
+(a) a faithful re-implementation of the article's loop: torchvision's ``FashionMNIST``
+    with ``ToTensor`` (a PIL image and a tensor conversion per sample), ``DataLoader``
+    with ``num_workers=0``, and the ``Accumulator``'s host sync (``float(...)``) after
+    every batch; evaluation through a batch-256 test loader;
+(b) ``lrsched.trainer.fit``: the whole split as one tensor, a shuffled index per epoch,
+    metrics accumulated on the device, evaluation in batches of 2048.
+
+Each *full* run (training plus the per-epoch evaluations; data loading excluded) is
+timed with ``time.perf_counter``. Throughput is ``epochs * 60000 / seconds``: training
+images per second of wall time, evaluation included in the denominator. The loops run
+interleaved (a, b, a, b, ...) in one process so background load and thermal drift hit
+both alike. The last line printed is ``speedup: X.XX`` = median(b) / median(a).
+
+Data: the real FashionMNIST IDX files under ``<--data-root>/FashionMNIST/raw`` when
+present, else random images of the same shape (60000/10000 x 1x28x28, 10 classes),
+served to (a) through the same PIL + ``ToTensor`` path torchvision uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import datasets, transforms
+
+try:
+    from lrsched import schedules as S
+except ImportError:  # not installed in this environment: use the checkout's src/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from lrsched import schedules as S
+from lrsched.data import Split, load_split, raw_dir
+from lrsched.model import lenet
+from lrsched.trainer import FitOptions, fit
+
+BATCH_SIZE = 256
+N_TRAIN, N_TEST, N_CLASSES = 60_000, 10_000, 10
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    test_acc: float
+
+
+class GeneratedFashion(Dataset[tuple[torch.Tensor, int]]):
+    """Random uint8 images served like torchvision's FashionMNIST: PIL image -> transform."""
+
+    def __init__(self, data: torch.Tensor, targets: torch.Tensor, transform: Callable[[Image.Image], torch.Tensor]):
+        self.data, self.targets, self.transform = data, targets, transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = Image.fromarray(self.data[i].numpy())  # 2-D uint8 -> mode "L", as torchvision's
+        return self.transform(img), int(self.targets[i])
+
+
+@dataclass(frozen=True)
+class Data:
+    description: str
+    train_ds: Dataset[tuple[torch.Tensor, int]]  # for (a)
+    test_ds: Dataset[tuple[torch.Tensor, int]]
+    train: Split  # for (b)
+    test: Split
+
+
+def _generated(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, N_CLASSES, (n,), generator=gen)
+    return x, y
+
+
+def load_data(root: Path) -> Data:
+    to_tensor = transforms.ToTensor()
+    if raw_dir(root).is_dir():
+        return Data(
+            description=f"real FashionMNIST from {raw_dir(root)}",
+            train_ds=datasets.FashionMNIST(str(root), train=True, transform=to_tensor, download=False),
+            test_ds=datasets.FashionMNIST(str(root), train=False, transform=to_tensor, download=False),
+            train=load_split(root, train=True),
+            test=load_split(root, train=False),
+        )
+    gen = torch.Generator().manual_seed(0)
+    (xtr, ytr), (xte, yte) = _generated(N_TRAIN, gen), _generated(N_TEST, gen)
+    return Data(
+        description=f"generated random data ({raw_dir(root)} not found; accuracies are chance level)",
+        train_ds=GeneratedFashion(xtr, ytr, to_tensor),
+        test_ds=GeneratedFashion(xte, yte, to_tensor),
+        # the same scaling ToTensor applies, so (a) and (b) see identical pixels
+        train=Split(xtr.unsqueeze(1).float().div_(255.0), ytr.long()),
+        test=Split(xte.unsqueeze(1).float().div_(255.0), yte.long()),
+    )
+
+
+def run_article(data: Data, lr: float, epochs: int, seed: int) -> Run:
+    """(a) The article's ``train``/``evaluate_accuracy_gpu``, minus the plotting."""
+    # Built outside the timed region, like (b)'s tensors: only the loop is compared.
+    train_iter = DataLoader(data.train_ds, batch_size=BATCH_SIZE, shuffle=True)
+    test_iter = DataLoader(data.test_ds, batch_size=BATCH_SIZE, shuffle=False)
+    start = time.perf_counter()
+    torch.manual_seed(seed)  # same initial weights as fit() with this seed
+    net = lenet()
+    loss = nn.CrossEntropyLoss()
+    trainer = torch.optim.SGD(net.parameters(), lr=lr)
+    test_acc = 0.0
+    for _ in range(epochs):
+        metric = [0.0, 0.0, 0.0]  # the Accumulator: loss sum, correct, examples
+        for X, y in train_iter:
+            net.train()
+            trainer.zero_grad()
+            y_hat = net(X)
+            l = loss(y_hat, y)
+            l.backward()
+            trainer.step()
+            with torch.no_grad():
+                # float() is the Accumulator's per-batch host sync
+                metric[0] += float(l * X.shape[0])
+                metric[1] += float((y_hat.argmax(1) == y).sum())
+                metric[2] += X.shape[0]
+        net.eval()
+        correct, total = 0.0, 0
+        with torch.no_grad():
+            for X, y in test_iter:
+                correct += float((net(X).argmax(1) == y).sum())
+                total += y.numel()
+        test_acc = correct / total
+    return Run(time.perf_counter() - start, test_acc)
+
+
+def run_lrsched(data: Data, lr: float, epochs: int, seed: int) -> Run:
+    """(b) lrsched's trainer with its defaults (channels_last, eval batches of 2048)."""
+    start = time.perf_counter()
+    result = fit(S.Constant(lr), data.train, {"test": data.test}, seed,
+                 FitOptions(epochs=epochs, batch_size=BATCH_SIZE, progress=False))
+    seconds = time.perf_counter() - start
+    if result.diverged:
+        raise SystemExit(f"(b) {result.message}")
+    return Run(seconds, result.final["test_acc"])
+
+
+def warm_up() -> None:
+    """One step in each memory format, so one-time kernel setup is not charged to the first run."""
+    x = torch.rand(BATCH_SIZE, 1, 28, 28)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        net = lenet().to(memory_format=fmt)
+        net(x.contiguous(memory_format=fmt)).sum().backward()
+
+
+def images_per_s(run: Run, epochs: int) -> float:
+    return epochs * N_TRAIN / run.seconds
+
+
+def print_table(rows: list[tuple[str, list[Run]]], epochs: int) -> None:
+    print(f"{'loop':<22}{'median img/s':>14}{'min-max img/s':>20}{'test acc':>10}")
+    for name, runs in rows:
+        rates = [images_per_s(r, epochs) for r in runs]
+        acc = statistics.fmean(r.test_acc for r in runs)
+        spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
+        print(f"{name:<22}{statistics.median(rates):>14,.0f}{spread:>20}{acc:>10.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=Path("data"),
+                        help="torchvision root holding FashionMNIST/raw (default: data)")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default: 1; 10 with --accuracy)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each loop (default: 3)")
+    parser.add_argument("--lr", type=float, default=0.3, help="constant learning rate (default: 0.3)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="run each loop once and compare final test accuracy")
+    args = parser.parse_args()
+    epochs = args.epochs if args.epochs is not None else (10 if args.accuracy else 1)
+    repeats = 1 if args.accuracy else args.repeats
+    if epochs < 1 or repeats < 1:
+        parser.error("--epochs and --repeats must be at least 1")
+    if args.threads:  # 0 or absent: keep torch's default
+        torch.set_num_threads(args.threads)
+
+    data = load_data(args.data_root)
+    print(f"data: {data.description}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; LeNet, SGD lr={args.lr}, "
+          f"batch {BATCH_SIZE}, {epochs} epoch(s) with per-epoch test eval, {repeats} run(s) per loop")
+    warm_up()
+
+    article: list[Run] = []
+    ours: list[Run] = []
+    for rep in range(repeats):
+        # interleaved, same seed per pair: both see the same load and the same initial weights
+        article.append(run_article(data, args.lr, epochs, seed=rep))
+        ours.append(run_lrsched(data, args.lr, epochs, seed=rep))
+        print(f"  run {rep + 1}: (a) {article[-1].seconds:.1f}s  (b) {ours[-1].seconds:.1f}s", flush=True)
+
+    print_table([("(a) article loop", article), ("(b) lrsched fit", ours)], epochs)
+    if args.accuracy:
+        diff = 100 * (ours[0].test_acc - article[0].test_acc)
+        print(f"final test acc after {epochs} epochs: (a) {article[0].test_acc:.4f}  "
+              f"(b) {ours[0].test_acc:.4f}  (b)-(a) {diff:+.2f} points")
+    rate_a = statistics.median(images_per_s(r, epochs) for r in article)
+    rate_b = statistics.median(images_per_s(r, epochs) for r in ours)
+    print(f"speedup: {rate_b / rate_a:.2f}")
+
+
+if __name__ == "__main__":
+    main()
