@@ -5,13 +5,12 @@
     python stages/tune.py --schedule cosine --storage postgresql://... # same command on many machines
 """
 
-import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from lrsched.cli import base_parser, log, make_tracker, run_main
+from lrsched.cli import base_parser, log, make_tracker, run_main, whole_number
 from lrsched.config import load_config
 from lrsched.errors import LrschedError
 from lrsched.io import write_json
@@ -32,10 +31,11 @@ def spawn_workers(n: int, argv: list[str], parent_run_id: str | None) -> None:
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--schedule", required=True, help="a name under `tune.space:` in params.yaml")
-    parser.add_argument("--n-trials", type=int, help="total trials of the study (resumes up to this many)")
+    parser.add_argument("--n-trials", type=whole_number, help="total trials of the study (resumes up to this many)")
     parser.add_argument("--storage", help="Optuna storage: a SQLite file path or SQLAlchemy URL")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # internal: one of --workers
+    parser.add_argument("--workers", type=whole_number, default=1, help="local worker processes sharing the study")
+    parser.add_argument("--worker", action="store_true",
+                        help="only run trials (no retrain, no outputs): extra workers for a study run elsewhere")
     parser.add_argument("--out", default=".", help="folder for tuned/, metrics/tuned/ and plots/tune/")
     args = parser.parse_args()
     overrides = list(args.overrides)

@@ -16,6 +16,23 @@ from conftest import ROOT, write_source
 BIN = Path(sys.executable).parent
 
 
+def default_raw() -> dict[str, Any]:
+    """The project's params.yaml as a mapping, to derive bad variants from."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def assert_config_error(override: str, message: str) -> None:
+    """``override`` applied to the default params fails with a one-line error matching ``message``."""
+    import pytest
+
+    from lrsched.config import apply_overrides, parse_config
+    from lrsched.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(apply_overrides(default_raw(), [override]))
+    assert "\n" not in str(info.value)
+
+
 def project_copy(dest: Path, toy_files: dict[str, bytes], **sections: dict[str, Any]) -> Path:
     """Copy the project (code, pipeline, params) and point its data at generated files."""
     dest.mkdir(parents=True)

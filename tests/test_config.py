@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import ROOT
+from helpers import assert_config_error, default_raw
 from lrsched.config import apply_overrides, load_config, parse_config
 from lrsched.errors import ConfigError
-
-
-def default_raw() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def test_default_params_are_the_articles_six_plus_linear() -> None:
@@ -43,9 +39,7 @@ def test_default_params_are_the_articles_six_plus_linear() -> None:
     ("tune.pruner=random", "tune.pruner: must be one of"),
 ])
 def test_bad_values_name_the_key(override: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as info:
-        parse_config(apply_overrides(default_raw(), [override]))
-    assert "\n" not in str(info.value)
+    assert_config_error(override, message)
 
 
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:

@@ -27,6 +27,11 @@ def _noam(base_lr: float, warmup: float) -> S.Schedule:
     return S.Warmup(S.InverseSqrt(base_lr, offset=warmup), warmup, 0.0)
 
 
+def _linear(base_lr: float, final_lr: float, T: float) -> S.Polynomial:
+    """Straight line from ``base_lr`` at t=0 to ``final_lr`` at t=T, then flat."""
+    return S.Polynomial(base_lr, T, final_lr, power=1.0)
+
+
 def _multi_factor(base_lr: float, milestones: list[float], gamma: float = 0.1) -> S.MultiFactor:
     return S.MultiFactor(base_lr, tuple(milestones), gamma)
 
@@ -38,7 +43,7 @@ TYPES: dict[str, Callable[..., AnySchedule]] = {
     "exponential": S.Exponential,
     "multi_factor": _multi_factor,
     "cosine": S.Cosine,
-    "linear": S.Linear,
+    "linear": _linear,
     "polynomial": S.Polynomial,
     "noam": _noam,
     "one_cycle": S.one_cycle,

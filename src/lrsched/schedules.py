@@ -89,21 +89,8 @@ class Cosine(Schedule):
 
 
 @dataclass(frozen=True)
-class Linear(Schedule):
-    """Straight line from ``base_lr`` at t=0 to ``final_lr`` at t=T, then flat."""
-
-    base_lr: float
-    final_lr: float
-    T: float
-
-    def __call__(self, t: float) -> float:
-        frac = min(t / self.T, 1.0)
-        return self.base_lr + (self.final_lr - self.base_lr) * frac
-
-
-@dataclass(frozen=True)
 class Polynomial(Schedule):
-    """``final + (base - final) * (1 - t/T) ** power`` until T, then ``final_lr``."""
+    """``final + (base - final) * (1 - t/T) ** power`` until T, then ``final_lr`` (power 1: linear decay)."""
 
     base_lr: float
     T: float
