@@ -9,6 +9,8 @@
 # Run from the project root. Environment:
 #   VENV=path      the virtual environment with python and dvc (default: ./.venv)
 #   EPOCHS=N       override train.epochs in the copy's params.yaml (default: as in params.yaml)
+#   TARGETS="..."  what each `dvc repro` reproduces (default: the whole pipeline, tune stages
+#                  included; e.g. TARGETS=train times only download + train@*)
 #   KEEP_TMP=1     keep the temporary copy (its logs are in logs/)
 set -euo pipefail
 export LC_ALL=C  # a '.' decimal point in $EPOCHREALTIME and printf
@@ -44,10 +46,20 @@ export PYTHONPATH="$tmp/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 export MLFLOW_TRACKING_URI="sqlite:///$tmp/mlflow.db" MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
 
-if [ -n "${EPOCHS:-}" ]; then
-  [ "$(grep -c '^  epochs:' params.yaml)" = 1 ] || { echo "cannot find train.epochs in params.yaml" >&2; exit 1; }
-  sed -i -E "s/^  epochs: *[0-9]+/  epochs: $EPOCHS/" params.yaml
-fi
+# set_param SECTION LINE_REGEX FIELD VALUE: in params.yaml's top-level SECTION, on the first line
+# matching LINE_REGEX, set `FIELD: VALUE` in place (comments and layout kept; DVC sees one change).
+set_param() {
+  awk -v sect="$1:" -v re="$2" -v field="$3" -v val="$4" '
+    /^[^ #]/ { cur = $1 }
+    cur == sect && !done && $0 ~ re { done = sub(field ": *[-+0-9.eE]+", field ": " val) }
+    { print }
+    END { exit !done }' params.yaml >params.yaml.new ||
+    { rm -f params.yaml.new; echo "cannot set $1 $3 in params.yaml" >&2; exit 1; }
+  mv params.yaml.new params.yaml
+}
+
+if [ -n "${EPOCHS:-}" ]; then set_param train '^  epochs:' epochs "$EPOCHS"; fi
+read -ra targets <<<"${TARGETS:-}"
 epochs=$(python -c 'import yaml; print(yaml.safe_load(open("params.yaml"))["train"]["epochs"])')
 n_schedules=$(python -c 'import yaml; print(len(yaml.safe_load(open("params.yaml"))["schedules"]))')
 
@@ -56,7 +68,7 @@ echo "cpus:   $(nproc)"
 echo "cpu:    $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "torch:  $(python -c 'import torch; print(torch.__version__, f"({torch.get_num_threads()} threads)")')"
 echo "dvc:    $(dvc --version)"
-echo "study:  $n_schedules schedules x $epochs epochs (in $tmp)"
+echo "study:  $n_schedules schedules x $epochs epochs; dvc repro ${targets[*]:-(everything)} (in $tmp)"
 
 # timed VAR LOG CMD...: run CMD with output to logs/LOG; VAR = its wall seconds (1 decimal).
 timed() {
@@ -76,20 +88,19 @@ stages_run() { grep -c "^Running stage" "logs/$1" || true; }
 
 cold=n/a warm=n/a change=n/a cold_n=- warm_n=- change_n=-
 if [ "$mode" = all ]; then
-  echo "== cold dvc repro (download + every train stage + plot)"
-  timed cold repro-cold.log dvc repro
+  echo "== cold dvc repro (every stage runs)"
+  timed cold repro-cold.log dvc repro "${targets[@]}"
   cold_n=$(stages_run repro-cold.log)
   echo "$cold s, $cold_n stages run"
 
   echo "== warm dvc repro (nothing changed: every stage should be skipped)"
-  timed warm repro-warm.log dvc repro
+  timed warm repro-warm.log dvc repro "${targets[@]}"
   warm_n=$(stages_run repro-warm.log)
   echo "$warm s, $warm_n stages run"
 
-  echo "== dvc repro after schedules.cosine.base_lr 0.2 -> 0.25 (train@cosine and plot should rerun)"
-  sed -i -E '/^  cosine:/s/base_lr: *[0-9.]+/base_lr: 0.25/' params.yaml
-  grep -q '^  cosine:.*base_lr: 0.25' params.yaml || { echo "could not edit schedules.cosine.base_lr" >&2; exit 1; }
-  timed change repro-change.log dvc repro
+  echo "== dvc repro after schedules.cosine.base_lr -> 0.25 (only the stages that use it should rerun)"
+  set_param schedules '^  cosine:' base_lr 0.25
+  timed change repro-change.log dvc repro "${targets[@]}"
   change_n=$(stages_run repro-change.log)
   echo "$change s, $change_n stages run: $(grep '^Running stage' logs/repro-change.log | tr -d "'" | cut -d' ' -f3 | tr -d : | paste -sd' ')"
 else
@@ -114,7 +125,8 @@ fi
 
 echo "== summary ($(nproc) CPUs, $n_schedules schedules x $epochs epochs)"
 printf '%-36s %12s %8s\n' measurement value stages
-printf '%-36s %12s %8s\n' "cold dvc repro" "${cold} s" "$cold_n"
-printf '%-36s %12s %8s\n' "warm no-op dvc repro" "${warm} s" "$warm_n"
-printf '%-36s %12s %8s\n' "repro after cosine.base_lr change" "${change} s" "$change_n"
+seconds() { if [ "$1" = n/a ]; then echo n/a; else echo "$1 s"; fi; }
+printf '%-36s %12s %8s\n' "cold dvc repro" "$(seconds "$cold")" "$cold_n"
+printf '%-36s %12s %8s\n' "warm no-op dvc repro" "$(seconds "$warm")" "$warm_n"
+printf '%-36s %12s %8s\n' "repro after cosine.base_lr change" "$(seconds "$change")" "$change_n"
 printf '%-36s %12s %8s\n' "max RSS, train constant 1 epoch" "$maxrss" "-"
