@@ -149,11 +149,23 @@ def run_article(data: Data, lr: float, epochs: int, seed: int) -> Run:
     return Run(time.perf_counter() - start, test_acc)
 
 
-def run_lrsched(data: Data, lr: float, epochs: int, seed: int) -> Run:
-    """(b) lrsched's trainer with its defaults (channels_last, eval batches of 2048)."""
+def run_lrsched(data: Data, lr: float, epochs: int, seed: int, compile_model: bool = False) -> Run:
+    """(b) lrsched's trainer with its defaults (channels_last, eval batches of 2048).
+
+    ``compile_model`` measures ``torch.compile`` on the same loop: the trainer's model
+    factory is swapped for a compiled LeNet, and the compile time is part of the run.
+    """
+    import lrsched.trainer as trainer
+
+    factory = trainer.lenet
+    if compile_model:
+        trainer.lenet = lambda: torch.compile(factory())  # type: ignore[assignment]
     start = time.perf_counter()
-    result = fit(S.Constant(lr), data.train, {"test": data.test}, seed,
-                 FitOptions(epochs=epochs, batch_size=BATCH_SIZE, progress=False))
+    try:
+        result = fit(S.Constant(lr), data.train, {"test": data.test}, seed,
+                     FitOptions(epochs=epochs, batch_size=BATCH_SIZE, progress=False))
+    finally:
+        trainer.lenet = factory
     seconds = time.perf_counter() - start
     if result.diverged:
         raise SystemExit(f"(b) {result.message}")
@@ -189,6 +201,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each loop (default: 3)")
     parser.add_argument("--lr", type=float, default=0.3, help="constant learning rate (default: 0.3)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time (c): lrsched fit with torch.compile, compile time included")
     parser.add_argument("--accuracy", action="store_true",
                         help="compare final test accuracy (mean over --repeats seeds; 10 epochs by default)")
     args = parser.parse_args()
@@ -207,13 +221,18 @@ def main() -> None:
 
     article: list[Run] = []
     ours: list[Run] = []
+    compiled: list[Run] = []
     for rep in range(repeats):
         # interleaved, same seed per pair: both see the same load and the same initial weights
         article.append(run_article(data, args.lr, epochs, seed=rep))
         ours.append(run_lrsched(data, args.lr, epochs, seed=rep))
-        print(f"  run {rep + 1}: (a) {article[-1].seconds:.1f}s  (b) {ours[-1].seconds:.1f}s", flush=True)
+        if args.compile:
+            compiled.append(run_lrsched(data, args.lr, epochs, seed=rep, compile_model=True))
+        extra = f"  (c) {compiled[-1].seconds:.1f}s" if compiled else ""
+        print(f"  run {rep + 1}: (a) {article[-1].seconds:.1f}s  (b) {ours[-1].seconds:.1f}s{extra}", flush=True)
 
-    print_table([("(a) article loop", article), ("(b) lrsched fit", ours)], epochs)
+    rows = [("(a) article loop", article), ("(b) lrsched fit", ours)]
+    print_table(rows + ([("(c) fit + compile", compiled)] if compiled else []), epochs)
     if args.accuracy:
         # single runs differ by ~3 points from initialisation and data order: compare means over seeds
         acc_a = [r.test_acc for r in article]
