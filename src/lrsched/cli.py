@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable
 
 from lrsched.config import Config, load_config
-from lrsched.errors import LrschedError
+from lrsched.errors import LrschedError, Terminated
 
 log = logging.getLogger("lrsched")
 
@@ -35,15 +35,7 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _terminated()
-
-
-def _terminated() -> BaseException:
-    try:
-        from lrsched.tracking import Terminated
-    except ImportError:  # mlflow not installed: still stop cleanly
-        return KeyboardInterrupt()
-    return Terminated()
+    raise Terminated()
 
 
 def make_tracker(cfg: Config, stage: str, extra_tags: dict[str, str] | None = None):
@@ -75,8 +67,6 @@ def run_main(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: previous outputs left intact", file=sys.stderr)
         sys.exit(130)
-    except BaseException as exc:
-        if type(exc).__name__ == "Terminated":
-            print("terminated: previous outputs left intact", file=sys.stderr)
-            sys.exit(143)
-        raise
+    except Terminated:
+        print("terminated: previous outputs left intact", file=sys.stderr)
+        sys.exit(143)

@@ -13,9 +13,5 @@ class DataError(LrschedError):
     """The dataset is missing, truncated or does not match its checksum."""
 
 
-class DivergedError(LrschedError):
-    """Training produced a non-finite loss."""
-
-    def __init__(self, message: str, epoch: int):
-        super().__init__(message)
-        self.epoch = epoch
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler, so a terminated run ends KILLED like on Ctrl-C."""

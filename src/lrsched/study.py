@@ -8,6 +8,7 @@ hands each run to a :class:`Tracker` (MLflow, or nothing).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import tempfile
@@ -110,8 +111,6 @@ def run_params(cfg: Config, spec: ScheduleSpec, seed: int) -> dict[str, Any]:
 def write_run_artifacts(folder: Path, spec: ScheduleSpec, schedule: AnySchedule, result: FitResult,
                         params: dict[str, Any], epochs: int, title: str) -> None:
     """The files one tracked run keeps: its LR curve, training curves, history, config, weights."""
-    import json
-
     plot_lr_curves({spec.name: schedule}, {spec.name: spec.interval}, epochs, folder / "lr_curve.png",
                    title=f"{title}: learning rate")
     if result.history:

@@ -21,7 +21,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 
-from lrsched.errors import LrschedError
+from lrsched.errors import LrschedError, Terminated
 from lrsched.study import RunLogger
 
 PARAM_MAX = 6000  # MLflow's limit on one param value
@@ -29,10 +29,6 @@ PARAM_MAX = 6000  # MLflow's limit on one param value
 
 class TrackingError(LrschedError):
     """The tracking server/store cannot be used."""
-
-
-class Terminated(BaseException):
-    """Raised from a SIGTERM handler so runs end KILLED like on Ctrl-C."""
 
 
 def check_tracking_uri(uri: str | None = None) -> str:
@@ -76,14 +72,14 @@ def study_id() -> str:
 
         proc = psutil.Process().parent()
         while proc is not None:
-            cmd = " ".join(proc.cmdline()[:3])
-            if "dvc" in os.path.basename(proc.cmdline()[0] if proc.cmdline() else "") or " -m dvc" in cmd \
-                    or "/dvc " in cmd + " ":
-                raw = f"{socket.gethostname()}-{proc.pid}-{proc.create_time()}"
-                return "repro-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(proc.create_time())) + \
-                    "-" + hashlib.md5(raw.encode()).hexdigest()[:6]
+            argv = proc.cmdline()
+            # `dvc repro`, or `python -m dvc repro` / `python .../bin/dvc repro`
+            if any(os.path.basename(arg) == "dvc" for arg in argv[:3]):
+                started = proc.create_time()
+                digest = hashlib.md5(f"{socket.gethostname()}-{proc.pid}-{started}".encode()).hexdigest()[:6]
+                return f"repro-{time.strftime('%Y%m%d-%H%M%S', time.localtime(started))}-{digest}"
             proc = proc.parent()
-    except Exception:  # psutil missing or a process vanished: fall back to one id per command
+    except Exception:  # a process vanished or is not ours to read: fall back to one id per command
         pass
     return "run-" + time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 

@@ -22,7 +22,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lrsched.data import Split
-from lrsched.errors import DivergedError
 from lrsched.model import lenet
 from lrsched.registry import AnySchedule
 from lrsched.schedules import Plateau
@@ -173,11 +172,6 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
             cb.on_epoch_end(record)
     return FitResult(history, model, seconds=time.perf_counter() - start_all,
                      final=dict(history[-1]) if history else {})
-
-
-def raise_if_diverged(result: FitResult) -> None:
-    if result.diverged:
-        raise DivergedError(result.message, epoch=len(result.history))
 
 
 def summarize(results: Sequence[FitResult]) -> dict[str, Any]:
