@@ -40,6 +40,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 HEARTBEAT_S = 5     # a live trial writes a heartbeat this often
 GRACE_S = 20        # a trial silent this long is failed (and retried once) by another worker
 FAIL_REASON = "fail_reason"  # user attr of trials *we* failed (diverged, invalid combination)
+SURPLUS = "surplus: the study already had its trials when this one started"
 
 
 class StorageError(LrschedError):
@@ -126,8 +127,9 @@ def with_params(cfg: Config, schedule: str, params: dict[str, Any]) -> Config:
 
 
 def counted(trial: optuna.trial.FrozenTrial) -> bool:
-    """Trials that use up the budget: all but those failed for a dead worker (they are retried)."""
-    return not (trial.state == TrialState.FAIL and FAIL_REASON not in trial.user_attrs)
+    """Trials that use up the budget: all but those failed for a dead worker (they are retried)
+    and the surplus ones that concurrent workers started after the budget was full."""
+    return not (trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON, SURPLUS) == SURPLUS)
 
 
 class _Pruning(Callback):
@@ -141,10 +143,16 @@ class _Pruning(Callback):
 
 
 def make_objective(cfg: Config, schedule: str, train: Split, val: Split, tracker: Tracker,
-                   nested: bool) -> Callable[[optuna.Trial], float]:
+                   nested: bool, n_trials: int) -> Callable[[optuna.Trial], float]:
     epochs = cfg.tune.epochs
 
     def objective(trial: optuna.Trial) -> float:
+        # Workers that check the budget at the same moment may each start a trial; trial
+        # numbers are unique and ordered, so the first n_trials counted ones run, the rest stop.
+        earlier = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number and counted(t)]
+        if len(earlier) >= n_trials:
+            trial.set_user_attr(FAIL_REASON, SURPLUS)
+            raise SurplusTrial(SURPLUS)
         params = suggest(trial, cfg.tune.space[schedule])
         try:
             spec = with_params(cfg, schedule, params).schedules[schedule]
@@ -182,6 +190,10 @@ class DivergedTrial(LrschedError):
     """A trial's loss went non-finite: failed with its reason, the study goes on."""
 
 
+class SurplusTrial(LrschedError):
+    """A trial started after the study's budget was full: failed at once, not counted."""
+
+
 def run_worker(cfg: Config, schedule: str, data: Datasets, tracker: Tracker, nested: bool,
                n_trials: int | None = None) -> optuna.Study:
     """Run trials until the study holds ``n_trials`` counted trials and none is left running.
@@ -193,7 +205,7 @@ def run_worker(cfg: Config, schedule: str, data: Datasets, tracker: Tracker, nes
     storage = open_storage(cfg.tune.storage)
     study = load_study(cfg, schedule, storage)
     train, val = train_val_split(data.train, cfg.tune.val_size, cfg.tune.split_seed)
-    objective = make_objective(cfg, schedule, train, val, tracker, nested)
+    objective = make_objective(cfg, schedule, train, val, tracker, nested, n_trials)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     while True:
         fail_stale_trials(study)  # a dead worker's trial -> FAIL, and a WAITING retry is enqueued
@@ -211,7 +223,8 @@ def run_worker(cfg: Config, schedule: str, data: Datasets, tracker: Tracker, nes
 
 
 def summarize_study(study: optuna.Study, storage: str) -> dict[str, Any]:
-    trials = study.get_trials(deepcopy=False)
+    everything = study.get_trials(deepcopy=False)
+    trials = [t for t in everything if t.user_attrs.get(FAIL_REASON) != SURPLUS]
     count = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     out: dict[str, Any] = {
         "study": study.study_name,
@@ -220,6 +233,7 @@ def summarize_study(study: optuna.Study, storage: str) -> dict[str, Any]:
         "complete": count[TrialState.COMPLETE],
         "pruned": count[TrialState.PRUNED],
         "failed": count[TrialState.FAIL],
+        "surplus": len(everything) - len(trials),  # started by a racing worker, stopped at once
     }
     if count[TrialState.COMPLETE]:
         best = study.best_trial
