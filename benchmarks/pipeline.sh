@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Pipeline costs: cold, warm (no-op) and one-param-change `dvc repro` wall times, and the
-# peak memory (max RSS) of one training run. Runs in a throwaway copy of the project, so
-# the checkout's dvc.lock, outputs, cache and MLflow store are never touched.
+# Pipeline costs: cold, warm (no-op) and one-param-change `dvc repro` wall times, the
+# study's budget as a ratio to one single run, and the peak memory (max RSS) of one training
+# run. Runs in a throwaway copy of the project, so the checkout's dvc.lock, outputs, cache and
+# MLflow store are never touched.
 #
 #   bash benchmarks/pipeline.sh           # everything (a full cold study: many minutes on a CPU)
+#   bash benchmarks/pipeline.sh budget    # one single run, then the cold study; their ratio
 #   bash benchmarks/pipeline.sh memory    # only the peak-memory measurement (~1 epoch)
+#
+# One single run = one default 10-epoch training of one seed (train@constant's config, one
+# process), timed in the same copy on the same machine just before the study.
 #
 # Run from the project root. Environment:
 #   VENV=path      the virtual environment with python and dvc (default: ./.venv)
@@ -16,7 +21,7 @@ set -euo pipefail
 export LC_ALL=C  # a '.' decimal point in $EPOCHREALTIME and printf
 
 mode=${1:-all}
-case $mode in all | memory) ;; *) echo "usage: $0 [all|memory]" >&2; exit 2 ;; esac
+case $mode in all | budget | memory) ;; *) echo "usage: $0 [all|budget|memory]" >&2; exit 2 ;; esac
 [ -f dvc.yaml ] && [ -d src/lrsched ] || { echo "run from the project root (no dvc.yaml/src here)" >&2; exit 2; }
 
 root=$PWD
@@ -86,13 +91,22 @@ timed() {
 # stages_run LOG: how many stages DVC actually executed in that repro.
 stages_run() { grep -c "^Running stage" "logs/$1" || true; }
 
-cold=n/a warm=n/a change=n/a cold_n=- warm_n=- change_n=-
-if [ "$mode" = all ]; then
+cold=n/a warm=n/a change=n/a cold_n=- warm_n=- change_n=- single=n/a
+if [ "$mode" != memory ]; then
+  echo "== one single run: train constant, seed 0, one process, $epochs epochs (tracking off)"
+  timed download_s download.log python stages/download.py
+  timed single single.log python stages/train.py --schedule constant --seed 0 --workers 1 --no-progress \
+    --out logs/single --set tracking.enabled=false
+  echo "$single s"
+
   echo "== cold dvc repro (every stage runs)"
+  rm -rf data  # the study's own download stage fetches it again
   timed cold repro-cold.log dvc repro "${targets[@]}"
   cold_n=$(stages_run repro-cold.log)
   echo "$cold s, $cold_n stages run"
-
+  echo "study budget: $(awk -v a="$cold" -v b="$single" 'BEGIN { printf "%.1f", a / b }') single runs"
+fi
+if [ "$mode" = all ]; then
   echo "== warm dvc repro (nothing changed: every stage should be skipped)"
   timed warm repro-warm.log dvc repro "${targets[@]}"
   warm_n=$(stages_run repro-warm.log)
@@ -108,8 +122,9 @@ else
   timed download_s download.log python stages/download.py
 fi
 
-echo "== peak memory of one training run (train@constant, 1 epoch)"
 maxrss=n/a
+if [ "$mode" != budget ]; then
+echo "== peak memory of one training run (train@constant, 1 epoch)"
 if [ ! -x /usr/bin/time ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing GNU time (apt-get install time)"
   apt-get install -y -qq time >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
@@ -122,11 +137,16 @@ if [ -x /usr/bin/time ]; then
 else
   echo "skipped: GNU time (/usr/bin/time) missing; install it with: sudo apt-get install time" >&2
 fi
+fi
 
 echo "== summary ($(nproc) CPUs, $n_schedules schedules x $epochs epochs)"
 printf '%-36s %12s %8s\n' measurement value stages
 seconds() { if [ "$1" = n/a ]; then echo n/a; else echo "$1 s"; fi; }
+printf '%-36s %12s %8s\n' "one single run (1 seed, 10 epochs)" "$(seconds "$single")" "1"
 printf '%-36s %12s %8s\n' "cold dvc repro" "$(seconds "$cold")" "$cold_n"
+if [ "$single" != n/a ] && [ "$cold" != n/a ]; then
+  printf '%-36s %12s %8s\n' "cold repro / single run" "$(awk -v a="$cold" -v b="$single" 'BEGIN { printf "%.1f", a / b }')" "-"
+fi
 printf '%-36s %12s %8s\n' "warm no-op dvc repro" "$(seconds "$warm")" "$warm_n"
 printf '%-36s %12s %8s\n' "repro after cosine.base_lr change" "$(seconds "$change")" "$change_n"
 printf '%-36s %12s %8s\n' "max RSS, train constant 1 epoch" "$maxrss" "-"

@@ -23,6 +23,16 @@ images per second of wall time, evaluation included in the denominator. The loop
 interleaved (a, b, a, b, ...) in one process so background load and thermal drift hit
 both alike. The last line printed is ``speedup: X.XX`` = median(b) / median(a).
 
+``--pinning`` instead measures what portable CPU numbers cost and what parallel
+processes win back, side by side in one run (each configuration in fresh
+processes, since the pins must be set before torch starts):
+
+(1) unpinned: torch's own ISA choice and threads (one per core), one process;
+(2) pinned (``lrsched.pinning``: AVX2 kernels, MKL CNR, 1 thread), one process;
+(3) pinned, ``--processes`` processes at once, the way seeds and trials run.
+Throughput is all processes' training images / wall time; the last line is
+``pinned x1: X.XX, pinned xN: Y.YY`` relative to (1).
+
 Data: the real FashionMNIST IDX files under ``<--data-root>/FashionMNIST/raw`` when
 present, else random images of the same shape (60000/10000 x 1x28x28, 10 classes),
 served to (a) through the same PIL + ``ToTensor`` path torchvision uses.
@@ -38,17 +48,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+try:  # first: lrsched pins the CPU math libraries before torch starts (LRSCHED_PIN=0 opts out)
+    import lrsched  # noqa: F401
+except ImportError:  # not installed in this environment: use the checkout's src/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import lrsched  # noqa: F401
+
 import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
-try:
-    from lrsched import schedules as S
-except ImportError:  # not installed in this environment: use the checkout's src/
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from lrsched import schedules as S
+from lrsched import schedules as S
 from lrsched.data import Split, load_split, raw_dir
 from lrsched.model import lenet
 from lrsched.trainer import FitOptions, fit
@@ -193,6 +205,53 @@ def print_table(rows: list[tuple[str, list[Run]]], epochs: int) -> None:
         print(f"{name:<22}{statistics.median(rates):>14,.0f}{spread:>20}{acc:>10.4f}")
 
 
+def one_run(data_root: Path, epochs: int, seed: int) -> None:
+    """A child of ``--pinning``: one lrsched fit with this process's pins; prints its seconds."""
+    from lrsched.pinning import configure_torch, environment, pinning_enabled
+
+    if pinning_enabled():
+        configure_torch(1)
+    data = load_data(data_root)
+    run = run_lrsched(data, 0.3, epochs, seed)
+    env = environment()
+    print(f"RESULT {run.seconds:.3f} {env['cpu_capability']} {env['threads']} {run.test_acc:.4f}", flush=True)
+
+
+def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
+    import os
+    import subprocess
+
+    from lrsched.pinning import PINS
+
+    def launch(n: int, pinned: bool) -> tuple[float, list[list[str]]]:
+        env = {k: v for k, v in os.environ.items() if k not in PINS}  # this process's own pins out
+        env["LRSCHED_PIN"] = "1" if pinned else "0"  # the child pins (or not) before importing torch
+        cmd = [sys.executable, __file__, "--one-run", "--epochs", str(epochs), "--data-root", str(data_root)]
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([*cmd, "--seed", str(i)], env=env, stdout=subprocess.PIPE, text=True)
+                 for i in range(n)]
+        outs = [p.communicate()[0] for p in procs]
+        wall = time.perf_counter() - t0
+        if any(p.returncode for p in procs):
+            raise SystemExit(f"a benchmark process failed: {outs}")
+        rows = [line.split()[1:] for out in outs for line in out.splitlines() if line.startswith("RESULT")]
+        return wall, rows
+
+    # Wall time includes each process's start and data loading (as in a stage); so does the baseline.
+    configs = [("(1) unpinned", 1, False), ("(2) pinned", 1, True), (f"(3) pinned x{processes}", processes, True)]
+    print(f"{epochs} epoch(s) of LeNet on 60,000 images per process (+ test eval), {os.cpu_count()} CPUs")
+    print(f"{'configuration':<22}{'processes':>10}{'threads':>9}{'ISA':>8}{'img/s (all)':>13}{'vs (1)':>8}")
+    base = None
+    ratios = []
+    for name, n, pinned in configs:
+        wall, rows = launch(n, pinned)
+        rate = n * epochs * N_TRAIN / wall
+        base = base or rate
+        ratios.append(rate / base)
+        print(f"{name:<22}{n:>10}{rows[0][2]:>9}{rows[0][1]:>8}{rate:>13,.0f}{rate / base:>8.2f}", flush=True)
+    print(f"pinned x1: {ratios[1]:.2f}, pinned x{processes}: {ratios[2]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("data"),
@@ -205,7 +264,16 @@ def main() -> None:
                         help="also time (c): lrsched fit with torch.compile, compile time included")
     parser.add_argument("--accuracy", action="store_true",
                         help="compare final test accuracy (mean over --repeats seeds; 10 epochs by default)")
+    parser.add_argument("--pinning", action="store_true",
+                        help="instead: unpinned vs pinned vs pinned parallel processes (see above)")
+    parser.add_argument("--processes", type=int, default=2, help="with --pinning: parallel processes (default 2)")
+    parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_run:
+        return one_run(args.data_root, args.epochs or 1, args.seed)
+    if args.pinning:
+        return pinning_table(args.data_root, args.epochs or 1, args.processes)
     epochs = args.epochs if args.epochs is not None else (10 if args.accuracy else 1)
     repeats = args.repeats  # with --accuracy: one seed per repeat, compared as a mean over seeds
     if epochs < 1 or repeats < 1:

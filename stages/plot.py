@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from lrsched.cli import base_parser, config_from, log, run_main
+from lrsched.cli import base_parser, load_args_config, log, run_main
 from lrsched.errors import DataError
 from lrsched.io import read_json, write_text
-from lrsched.plots import plot_lr_curves, plot_metric, plot_training_curves
+from lrsched.plots import plot_final_accuracy, plot_lr_curves, plot_metric_band, plot_training_curves
 from lrsched.registry import build_schedule
 from lrsched.report import summary_markdown
 
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--results", default=".", help="folder holding metrics/, history/ (and tuned/)")
     parser.add_argument("--out", default=".", help="folder for plots/ and reports/")
     args = parser.parse_args()
-    cfg = config_from(args)
+    cfg = load_args_config(args)
     results, out = Path(args.results), Path(args.out)
     steps = -(-(cfg.data.limit_train or 60000) // cfg.train.batch_size)
     schedules = {n: build_schedule(s, steps) for n, s in cfg.schedules.items()}
@@ -40,7 +40,11 @@ def main() -> None:
         tuned_file = results / "metrics" / "tuned" / f"{name}.json"
         if tuned_file.is_file():
             tuned[name] = read_json(tuned_file)
-    plot_metric(histories, "test_acc", out / "plots" / "test_acc.png", "Test accuracy by schedule")
+    n = max((m.get("n", 1) for m in metrics.values()), default=1)
+    plot_metric_band(histories, "test_acc", out / "plots" / "test_acc.png",
+                     f"Test accuracy by schedule (mean ± std over {n} paired seeds)")
+    plot_final_accuracy(metrics, tuned, out / "plots" / "final_acc.png",
+                        f"Final test accuracy, default vs tuned (mean, 95% CI; dots: {n} seeds)")
     descriptions = {n: describe(s) for n, s in cfg.schedules.items()}
     write_text(out / "reports" / "summary.md", summary_markdown(metrics, descriptions, tuned))
     log.info("wrote plots/ and reports/summary.md for %d schedules", len(metrics))

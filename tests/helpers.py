@@ -44,7 +44,7 @@ def project_copy(dest: Path, toy_files: dict[str, bytes], **sections: dict[str, 
     md5s = write_source(dest.parent / f"{dest.name}-source", toy_files)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["data"].update(sources=[str(dest.parent / f"{dest.name}-source")], checksums=md5s)
-    params["train"].update(epochs=2)
+    params["train"].update(epochs=2, seeds=[0], workers=1)  # quick; tests that pair seeds ask for more
     for section, values in sections.items():
         params.setdefault(section, {}).update(values)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -40,7 +40,7 @@ def test_malformed_params_leave_outputs_intact(proj: Path, tmp_path: Path) -> No
     proc = stage("train", "--schedule", "constant", cwd=proj, environ=e, check=False)
     assert proc.returncode == 2 and "malformed YAML at line" in error_line(proc)
     assert (proj / "metrics" / "constant.json").read_text() == before
-    assert json.loads(before)["seeds"] == 1
+    assert json.loads(before)["seeds"] == [0]
 
 
 def test_bad_hyperparameter_from_the_command_line(proj: Path, tmp_path: Path) -> None:

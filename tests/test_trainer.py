@@ -11,7 +11,10 @@ from lrsched import schedules as S
 from lrsched.data import load_split
 from lrsched.model import lenet
 from lrsched.registry import build_schedule, parse_spec
-from lrsched.trainer import Callback, FitOptions, fit, mean_history, summarize
+from lrsched import trainer
+from lrsched.callbacks import Callback
+from lrsched.results import SeedResult, mean_history, summarize
+from lrsched.trainer import FitOptions, fit
 
 OPTS = FitOptions(epochs=3, batch_size=64, progress=False)
 
@@ -96,8 +99,9 @@ def test_divergence_stops_and_is_recorded(splits) -> None:
     assert result.diverged
     assert "non-finite training loss in epoch 0" in result.message
     assert result.history == []
-    summary = summarize([result])
+    summary = summarize([SeedResult.from_fit(0, result)])
     assert summary["diverged"] == 1 and "test_acc" not in summary
+    assert summary["per_seed"]["0"]["diverged"] is True
 
 
 def test_plateau_uses_the_loss_history(splits) -> None:
@@ -107,13 +111,54 @@ def test_plateau_uses_the_loss_history(splits) -> None:
     assert [r["lr"] for r in result.history] == pytest.approx([0.3, 0.15, 0.075])
 
 
-def test_summary_is_mean_and_std_over_seeds(splits) -> None:
+def test_summary_is_mean_std_ci_and_per_seed(splits) -> None:
     train, test = splits
-    results = [fit(S.Constant(0.3), train, {"test": test}, seed=s, opts=OPTS) for s in (0, 1)]
+    results = [SeedResult.from_fit(s, fit(S.Constant(0.3), train, {"test": test}, seed=s, opts=OPTS)) for s in (0, 1)]
     summary = summarize(results)
     accs = [r.final["test_acc"] for r in results]
-    assert summary["seeds"] == 2
-    assert summary["test_acc"] == pytest.approx(sum(accs) / 2)
-    assert summary["test_acc_std"] == pytest.approx(abs(accs[0] - accs[1]) / 2)
-    assert mean_history(results)[0]["train_loss"] == pytest.approx(
+    assert summary["n"] == 2 and summary["seeds"] == [0, 1]
+    assert summary["test_acc"]["mean"] == pytest.approx(sum(accs) / 2)
+    assert summary["test_acc"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)  # sample std
+    half = 12.706204736174698 * summary["test_acc"]["std"] / 2 ** 0.5  # t(0.975, 1 df)
+    assert summary["test_acc"]["ci95_high"] == pytest.approx(summary["test_acc"]["mean"] + half)
+    assert [summary["per_seed"][k]["test_acc"] for k in ("0", "1")] == accs
+    history = mean_history(results)
+    assert history[0]["train_loss"] == pytest.approx(
         (results[0].history[0]["train_loss"] + results[1].history[0]["train_loss"]) / 2)
+    assert history[0]["test_acc_std"] == pytest.approx(
+        abs(results[0].history[0]["test_acc"] - results[1].history[0]["test_acc"]) / 2 ** 0.5)
+
+
+def test_paired_seeds_same_init_and_data_order_for_every_schedule(splits, monkeypatch) -> None:
+    """Seed s: every schedule starts from the same weights and sees the batches in the same order."""
+    train, test = splits
+    seen: dict[str, list] = {}
+    current = []
+
+    def record_init(seed: int):
+        model = init_model(seed)
+        current.append(("init", {k: v.clone() for k, v in model.state_dict().items()}))
+        return model
+
+    def record_order(generator, n: int):
+        order = epoch_order(generator, n)
+        current.append(("order", order.clone()))
+        return order
+
+    init_model, epoch_order = trainer.init_model, trainer.epoch_order
+    monkeypatch.setattr(trainer, "init_model", record_init)
+    monkeypatch.setattr(trainer, "epoch_order", record_order)
+    runs = {"cosine-0": (S.Cosine(0.2, 0.02, 3), 0), "factor-0": (S.Factor(0.6, 0.8, 0.01), 0),
+            "cosine-1": (S.Cosine(0.2, 0.02, 3), 1)}
+    for name, (schedule, seed) in runs.items():
+        current = []
+        fit(schedule, train, {"test": test}, seed=seed, opts=OPTS)
+        seen[name] = current
+
+    def same(a, b) -> bool:
+        return all(ka == kb and (all(torch.equal(a_[k], b_[k]) for k in a_) if ka == "init" else torch.equal(a_, b_))
+                   for (ka, a_), (kb, b_) in zip(a, b))
+
+    assert [k for k, _ in seen["cosine-0"]] == ["init", "order", "order", "order"]  # 3 epochs
+    assert same(seen["cosine-0"], seen["factor-0"])      # same seed, another schedule: identical
+    assert not same(seen["cosine-0"], seen["cosine-1"])  # another seed: other init and order

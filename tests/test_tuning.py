@@ -48,59 +48,84 @@ def test_changed_space_starts_a_new_study() -> None:
 
 @pytest.fixture()
 def toy_cfg(tmp_path: Path, toy_root: Path):
-    from lrsched.study import load_datasets
-
-    cfg = load_config(ROOT / "params.yaml", [
-        f"data.root={toy_root}", "train.epochs=4", "train.batch_size=64", "tune.epochs=3", "tune.val_size=100",
+    return load_config(ROOT / "params.yaml", [
+        f"data.root={toy_root}", "train.epochs=3", "train.batch_size=64", "train.workers=1", "tune.val_size=100",
         f"tune.storage={tmp_path}/optuna.db", "tracking.enabled=false",
     ])
-    return cfg, load_datasets(cfg)
+
+
+def _trials(study):
+    return [(t.number, t.state.name, t.params, t.value, dict(t.intermediate_values)) for t in study.trials]
 
 
 def test_pruning_stops_poor_trials(toy_cfg) -> None:
     from optuna.trial import TrialState
 
-    from lrsched.study import NullTracker
-    from lrsched.tuning import run_worker
+    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import load_study, open_storage, run_study
 
-    cfg, data = toy_cfg
-    cfg = replace(cfg, tune=replace(cfg.tune, n_trials=10, pruner="median",
-                                    space={"constant": {"lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True}}}))
-    study = run_worker(cfg, "constant", data, NullTracker(), nested=False)
+    cfg = replace(toy_cfg, train=replace(toy_cfg.train, epochs=5),
+                  tune=replace(toy_cfg.tune, pruner="median",
+                               space={"constant": {"lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True}}}))
+    study = load_study(cfg, "constant", open_storage(cfg.tune.storage))
+    for lr in (0.3, 0.3, 0.3, 0.3, 1e-5, 1e-5):  # 4 trials that learn complete, then 2 that cannot
+        study.enqueue_trial({"lr": lr})
+    study = run_study(cfg, "constant", NullTracker(), n_trials=6)
     states = [t.state for t in study.trials]
-    assert len(states) == 10 and TrialState.PRUNED in states and TrialState.COMPLETE in states
-    for t in study.trials:
-        if t.state == TrialState.PRUNED:  # stopped early: fewer reported epochs than tune.epochs
-            assert len(t.intermediate_values) < 3
-            assert t.params["lr"] < study.best_params["lr"]
+    assert states == [TrialState.COMPLETE] * 4 + [TrialState.PRUNED] * 2
+    for t in study.trials[4:]:  # stopped at the first epoch the pruner may judge (n_warmup_steps=2)
+        assert list(t.intermediate_values) == [1, 2]
+
+
+def test_first_trial_is_the_params_yaml_config(toy_cfg) -> None:
+    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import run_study
+
+    study = run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
+    spec = toy_cfg.schedules["cosine"]
+    assert study.trials[0].params == {"base_lr": spec.params["base_lr"], "final_lr": spec.params["final_lr"],
+                                      "momentum": 0.0, "weight_decay": 0.0}
+    assert study.trials[1].params != study.trials[0].params
 
 
 def test_resume_adds_trials_to_the_same_study(toy_cfg) -> None:
-    from lrsched.study import NullTracker
-    from lrsched.tuning import run_worker
+    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import run_study
 
-    cfg, data = toy_cfg
-    first = run_worker(cfg, "cosine", data, NullTracker(), nested=False, n_trials=2)
+    first = run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
     first_params = [t.params for t in first.trials]
     assert len(first_params) == 2
-    again = run_worker(cfg, "cosine", data, NullTracker(), nested=False, n_trials=2)
+    again = run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
     assert len(again.trials) == 2  # already done: nothing added
-    resumed = run_worker(cfg, "cosine", data, NullTracker(), nested=False, n_trials=4)
+    resumed = run_study(toy_cfg, "cosine", NullTracker(), n_trials=4)
     assert resumed.study_name == first.study_name
     assert [t.number for t in resumed.trials] == [0, 1, 2, 3]
     assert [t.params for t in resumed.trials[:2]] == first_params
 
 
+def test_parallel_study_is_the_same_trial_for_trial_on_every_run(toy_cfg, tmp_path: Path) -> None:
+    """Batches of 2 worker processes: the same params, states, values and epoch curves twice over."""
+    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import run_study
+
+    runs = []
+    for i in range(2):
+        cfg = replace(toy_cfg, train=replace(toy_cfg.train, workers=2),
+                      tune=replace(toy_cfg.tune, storage=str(tmp_path / f"parallel-{i}.db")))
+        runs.append(_trials(run_study(cfg, "cosine", NullTracker(), n_trials=6)))
+    assert len(runs[0]) == 6 and runs[0] == runs[1]
+    assert len({str(params) for _, _, params, _, _ in runs[0]}) == 6
+
+
 def test_diverging_trial_fails_with_its_reason_and_the_study_goes_on(toy_cfg) -> None:
     from optuna.trial import TrialState
 
-    from lrsched.study import NullTracker
-    from lrsched.tuning import run_worker
+    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import run_study
 
-    cfg, data = toy_cfg
-    cfg = replace(cfg, tune=replace(cfg.tune, n_trials=3, pruner="none",
-                                    space={"constant": {"lr": {"type": "categorical", "choices": [1e9, 0.1]}}}))
-    study = run_worker(cfg, "constant", data, NullTracker(), nested=False)
+    cfg = replace(toy_cfg, tune=replace(toy_cfg.tune, n_trials=3, pruner="none",
+                                        space={"constant": {"lr": {"type": "categorical", "choices": [1e9, 0.1]}}}))
+    study = run_study(cfg, "constant", NullTracker())
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(study.trials) == 3 and failed and all(t.params["lr"] == 1e9 for t in failed)
     assert all("non-finite training loss" in t.user_attrs["fail_reason"] for t in failed)
@@ -110,15 +135,18 @@ def test_diverging_trial_fails_with_its_reason_and_the_study_goes_on(toy_cfg) ->
 
 @pytest.mark.slow
 def test_three_trial_study_writes_outputs_and_mlflow_runs(tmp_path: Path, toy_files) -> None:
-    proj = project_copy(tmp_path / "proj", toy_files, tune={"n_trials": 3, "epochs": 2, "val_size": 100})
+    proj = project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "workers": 2, "batch_size": 32},
+                        tune={"n_trials": 3, "val_size": 100})
     e = env(tmp_path)
     stage("download", cwd=proj, environ=e)
     stage("tune", "--schedule", "cosine", cwd=proj, environ=e)
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
     assert tuned["trials"] == 3 and tuned["complete"] + tuned["pruned"] + tuned["failed"] == 3
-    assert set(tuned["best_params"]) == {"base_lr", "final_lr"} and 0 <= tuned["best_value"] <= 1
+    assert set(tuned["best_params"]) == {"base_lr", "final_lr", "momentum", "weight_decay"}
     metrics = json.loads((proj / "metrics" / "tuned" / "cosine.json").read_text())
-    assert metrics["params"] == tuned["best_params"] and 0 <= metrics["test_acc"] <= 1
+    assert metrics["params"] == tuned["best_params"] and metrics["seeds"] == [0, 1]
+    assert sorted(metrics["per_seed"]) == ["0", "1"] and metrics["n"] == 2  # retrained on both paired seeds
+    assert (proj / "models" / "tuned" / "cosine.pt").is_file()
     assert {p.name for p in (proj / "plots" / "tune" / "cosine").iterdir()} >= {"history.png", "slice.png"}
 
     from mlflow.tracking import MlflowClient
@@ -130,8 +158,10 @@ def test_three_trial_study_writes_outputs_and_mlflow_runs(tmp_path: Path, toy_fi
     trials = [r for r in runs if r.data.tags.get("lrsched.role") == "trial"]
     assert len(trials) == 3 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
     assert all(len(c.get_metric_history(r.info.run_id, "val_acc")) >= 1 for r in trials)
-    assert by_name["cosine-tuned"].data.tags["lrsched.tuned"] == "true"
-    assert by_name["cosine-tuned"].data.params["schedule.base_lr"] == str(tuned["best_params"]["base_lr"])
+    retrains = [r for r in runs if r.info.run_name == "cosine-tuned"]
+    assert sorted(r.data.tags["lrsched.seed"] for r in retrains) == ["0", "1"]  # the paired seeds
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in retrains)
+    assert all(r.data.params["schedule.base_lr"] == str(tuned["best_params"]["base_lr"]) for r in retrains)
     assert {a.path for a in c.list_artifacts(parent.info.run_id)} >= {"history.png", "slice.png"}
 
     # a second run of the same command resumes: nothing more to do, same study
@@ -143,7 +173,8 @@ def test_unreachable_storage_is_a_clear_error(tmp_path: Path, toy_files) -> None
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False})
     proc = stage("tune", "--schedule", "cosine", "--storage", "postgresql://u:p@127.0.0.1:9/none", cwd=proj,
                  environ=env(tmp_path), check=False)
-    assert proc.returncode == 2 and "tune.storage=postgresql://u:p@127.0.0.1:9/none: cannot open" in proc.stderr
+    assert proc.returncode == 2 and "tune.storage=postgresql://u:***@127.0.0.1:9/none: cannot open" in proc.stderr
+    assert "u:p@" not in proc.stderr + proc.stdout  # the password is masked
 
 
 # --- PostgreSQL, several workers ----------------------------------------------------------------
@@ -203,7 +234,8 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
     from lrsched.tuning import study_name
 
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False},
-                        tune={"n_trials": 8, "epochs": 12, "val_size": 100, "pruner": "none", "storage": postgres})
+                        train={"epochs": 12, "seeds": [0], "batch_size": 32}, tune={"n_trials": 8, "val_size": 100, "pruner": "none",
+                                                                 "storage": postgres})
     e = env(tmp_path)
     stage("download", cwd=proj, environ=e)
     name = study_name(load_config(proj / "params.yaml"), "linear")
@@ -218,7 +250,7 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
             trials = _load(postgres, name).trials
         except KeyError:
             trials = []
-        if sum(t.state == TrialState.RUNNING for t in trials) == 2 and \
+        if sum(t.state == TrialState.RUNNING and bool(t.params) for t in trials) == 2 and \
                 sum(t.state == TrialState.COMPLETE for t in trials) >= 2:
             break
         time.sleep(0.2)
@@ -237,7 +269,8 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
     surplus = [t for t in trials if t.user_attrs.get("fail_reason", "").startswith("surplus")]
     assert len(stale) == 1  # the killed worker's trial, failed through heartbeats, not left RUNNING
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == stale[0].number]
-    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE and retried[0].params == stale[0].params
+    assert len(retried) == 1 and retried[0].params == stale[0].params
+    assert retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)  # re-run to its end (or pruned)
     assert len(trials) - len(stale) - len(surplus) == 8  # the requested total ran
     print(f"postgres: {len(trials)} trials ({len(stale)} stale and retried, {len(surplus)} surplus), "
           f"2 workers (1 killed), {elapsed:.0f}s")
@@ -246,11 +279,13 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
 @pytest.mark.slow
 def test_workers_flag_runs_local_processes_on_one_study(tmp_path: Path, toy_files, postgres: str) -> None:
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False},
-                        tune={"n_trials": 6, "epochs": 2, "val_size": 100, "pruner": "none"})
+                        tune={"n_trials": 6, "val_size": 100, "pruner": "none"})
     e = env(tmp_path)
     stage("download", cwd=proj, environ=e)
-    stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", postgres, cwd=proj, environ=e)
+    marked = postgres.replace("lrsched@", "lrsched:s3cret-marker@")  # trust auth: any password connects
+    proc = stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", marked, cwd=proj, environ=e)
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
-    assert tuned["trials"] == 6 and tuned["complete"] == 6  # surplus trials of racing workers excluded
-    assert tuned["surplus"] <= 1
-    assert "lrsched@" not in tuned["storage"]  # credentials are not written to outputs
+    assert tuned["trials"] == 6 and tuned["complete"] + tuned["pruned"] == 6 and tuned["surplus"] == 0
+    assert tuned["storage"] == postgres.replace("lrsched@", "lrsched:***@")  # the password is masked
+    written = "".join(p.read_text() for p in proj.rglob("*.json"))
+    assert "s3cret-marker" not in proc.stdout + proc.stderr + written

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-from typing import Any, Callable
+from typing import Callable
 
 from lrsched.config import Config, load_config
 from lrsched.errors import LrschedError, Terminated
+from lrsched.parallel import install_signal_handlers
 
 log = logging.getLogger("lrsched")
 
@@ -22,6 +22,33 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+# Shortcut flags: `--epochs 3` is `--set train.epochs=3`. Declared once, here, for every stage.
+SHORTCUTS = {
+    "epochs": ("train.epochs={}", "shortcut for --set train.epochs=N"),
+    "seed": ("train.seeds=[{}]", "shortcut for --set train.seeds=[N] (one seed)"),
+    "workers": ("train.workers={}", "training processes at once; shortcut for --set train.workers=N"),
+    "n_trials": ("tune.n_trials={}", "total trials of the study (resumes up to this many)"),
+    "storage": ("tune.storage={}", "Optuna storage: a SQLite file path or SQLAlchemy URL"),
+}
+
+
+def add_shortcuts(parser: argparse.ArgumentParser, *names: str) -> None:
+    for name in names:
+        _, help_text = SHORTCUTS[name]
+        kind = str if name == "storage" else whole_number
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
+
+
+def load_args_config(args: argparse.Namespace) -> Config:
+    """params.yaml with ``--set`` overrides, then the shortcut flags that were given."""
+    overrides = list(args.overrides)
+    for name, (template, _) in SHORTCUTS.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides.append(template.format(value))
+    return load_config(args.params, overrides)
+
+
 def whole_number(text: str) -> int:
     """An integer flag that also accepts MLflow's float rendering ("3.0")."""
     value = float(text)
@@ -30,18 +57,10 @@ def whole_number(text: str) -> int:
     return int(value)
 
 
-def config_from(args: argparse.Namespace) -> Config:
-    return load_config(args.params, args.overrides)
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
 def make_tracker(cfg: Config, stage: str, extra_tags: dict[str, str] | None = None):
     """MLflow when ``tracking.enabled``; otherwise a tracker that imports and contacts nothing."""
     if not cfg.tracking.enabled:
-        from lrsched.study import NullTracker
+        from lrsched.callbacks import NullTracker
 
         return NullTracker()
     from lrsched import tracking
@@ -58,7 +77,7 @@ def run_main(main: Callable[[], None]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    install_signal_handlers()  # Ctrl-C works even when started with SIGINT ignored (background, CI)
     try:
         main()
     except LrschedError as exc:

@@ -51,9 +51,10 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2, 3)  # paired: seed s gives every schedule the same init and data order
     device: str = "auto"          # auto | cpu | cuda | cuda:N | mps
-    threads: int = 0              # CPU threads for torch; 0 = torch's default
+    threads: int = 1              # CPU threads per training process; 1 makes CPU numbers portable
+    workers: int = 4              # training processes at once (seeds, tuning trials); 0 = one per core
     momentum: float = 0.0
     weight_decay: float = 0.0
     eval_batch_size: int = 2048
@@ -68,9 +69,8 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class TuneConfig:
-    n_trials: int = 8              # per schedule, in total across all workers
-    epochs: int = 3                # per trial
-    pruner: str = "median"         # median | hyperband | none
+    n_trials: int = 10             # per schedule, in total across all workers
+    pruner: str = "median"         # median | hyperband | none (median is deterministic with workers)
     sampler_seed: int = 0
     storage: str = "optuna/optuna.db"  # a SQLite file path, or any SQLAlchemy URL (postgresql://...)
     val_size: int = 10000
@@ -134,8 +134,8 @@ def _check_train(t: TrainConfig) -> None:
         raise ConfigError(f"train.seeds: must be a non-empty list of integers, got {list(t.seeds)!r}")
     if len(set(t.seeds)) != len(t.seeds):
         raise ConfigError(f"train.seeds: contains duplicates: {list(t.seeds)!r}")
-    if t.threads < 0 or t.momentum < 0 or t.weight_decay < 0:
-        raise ConfigError("train.threads, train.momentum and train.weight_decay must be >= 0")
+    if t.threads < 0 or t.workers < 0 or t.momentum < 0 or t.weight_decay < 0:
+        raise ConfigError("train.threads, train.workers, train.momentum and train.weight_decay must be >= 0")
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: must be auto, cpu, cuda, cuda:N or mps, got {t.device!r}")
 

@@ -40,6 +40,14 @@ def raw_dir(root: str | Path) -> Path:
     return Path(root) / "FashionMNIST" / "raw"
 
 
+def require_raw(root: str | Path) -> Path:
+    """The raw folder, or an error saying which stage makes it."""
+    target = raw_dir(root)
+    if not target.is_dir():
+        raise DataError(f"{target}: missing; run `dvc repro download` (or stages/download.py) first")
+    return target
+
+
 def md5_of(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -114,7 +122,7 @@ def download(root: str | Path, sources: Sequence[str], checksums: Mapping[str, s
 
 def data_checksum(root: str | Path) -> str:
     """One md5 over the four files' md5s: identifies the data in run tags."""
-    target = raw_dir(root)
+    target = require_raw(root)
     names = sorted(p.name for p in target.iterdir() if p.is_file() and not p.name.endswith(".gz"))
     return hashlib.md5("".join(md5_of(target / n) for n in names).encode()).hexdigest()
 
@@ -140,8 +148,7 @@ def load_split(root: str | Path, train: bool, limit: int = 0) -> Split:
     """Parse the IDX files with torchvision, once; scale to [0, 1] like ``ToTensor``."""
     from torchvision.datasets import FashionMNIST
 
-    if not raw_dir(root).is_dir():
-        raise DataError(f"{raw_dir(root)}: missing; run `dvc repro download` (or stages/download.py) first")
+    require_raw(root)
     try:
         ds = FashionMNIST(str(root), train=train, download=False)
     except (RuntimeError, ValueError, OSError) as exc:

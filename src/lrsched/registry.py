@@ -18,8 +18,11 @@ from lrsched.torch_adapter import build_torch_schedule, torch_scheduler_names
 
 AnySchedule = Union[S.Schedule, S.Plateau]
 INTERVALS = ("epoch", "step")
-# Keys every schedule accepts; the rest belong to its type.
-COMMON_KEYS = {"type", "interval", "warmup", "warmup_begin_lr"}
+# Keys every schedule accepts; the rest belong to its type. `momentum` and `weight_decay` are the
+# SGD settings this schedule trains with (default: train.momentum / train.weight_decay), so a
+# tuning space can search them together with the schedule.
+OPTIMIZER_KEYS = ("momentum", "weight_decay")
+COMMON_KEYS = {"type", "interval", "warmup", "warmup_begin_lr", *OPTIMIZER_KEYS}
 
 
 def _noam(base_lr: float, warmup: float) -> S.Schedule:
@@ -65,6 +68,8 @@ class ScheduleSpec:
     interval: str = "epoch"
     warmup: float = 0.0
     warmup_begin_lr: float = 0.0
+    momentum: float | None = None       # None: train.momentum
+    weight_decay: float | None = None   # None: train.weight_decay
 
     @property
     def is_torch(self) -> bool:
@@ -74,6 +79,9 @@ class ScheduleSpec:
         out: dict[str, Any] = {"type": self.type, **self.params, "interval": self.interval}
         if self.warmup:
             out.update(warmup=self.warmup, warmup_begin_lr=self.warmup_begin_lr)
+        for key in OPTIMIZER_KEYS:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
 
@@ -107,7 +115,15 @@ def parse_spec(name: str, raw: Any) -> ScheduleSpec:
     if type_ == "noam" and warmup:
         # noam's own `warmup` is its ramp: keep it a type parameter, not the generic wrapper.
         raw["warmup"], warmup = warmup, 0.0
-    spec = ScheduleSpec(name, type_, raw, interval, warmup, begin)
+    optimizer = {}
+    for key in OPTIMIZER_KEYS:
+        if key in raw:
+            optimizer[key] = _number(f"{where}.{key}", raw.pop(key))
+            if optimizer[key] < 0:
+                raise ConfigError(f"{where}.{key}: must be >= 0, got {optimizer[key]}")
+    if optimizer.get("momentum", 0.0) >= 1:
+        raise ConfigError(f"{where}.momentum: must be < 1, got {optimizer['momentum']}")
+    spec = ScheduleSpec(name, type_, raw, interval, warmup, begin, **optimizer)
     build_schedule(spec, steps_per_epoch=1)  # fail now, not mid-pipeline
     return spec
 

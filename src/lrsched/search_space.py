@@ -17,7 +17,9 @@ KINDS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", 
 
 
 def tunable_keys(spec: "ScheduleSpec") -> set[str]:
-    return set(spec.params) | {"warmup", "warmup_begin_lr"}
+    from lrsched.registry import OPTIMIZER_KEYS
+
+    return set(spec.params) | {"warmup", "warmup_begin_lr", *OPTIMIZER_KEYS}
 
 
 def check_param(where: str, dist: Any) -> None:
@@ -46,8 +48,8 @@ def check_param(where: str, dist: Any) -> None:
 
 
 def check_tune(tune: "TuneConfig", specs: dict[str, "ScheduleSpec"]) -> None:
-    if tune.n_trials < 1 or tune.epochs < 1:
-        raise ConfigError("tune.n_trials and tune.epochs must be >= 1")
+    if tune.n_trials < 1:
+        raise ConfigError(f"tune.n_trials: must be >= 1, got {tune.n_trials}")
     if tune.pruner not in PRUNERS:
         raise ConfigError(f"tune.pruner: must be one of {', '.join(PRUNERS)}, got {tune.pruner!r}")
     if tune.val_size < 1:

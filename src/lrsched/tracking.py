@@ -21,8 +21,9 @@ import mlflow
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 
+from lrsched.callbacks import RunLogger
 from lrsched.errors import LrschedError, Terminated
-from lrsched.study import RunLogger
+from lrsched.urls import mask_password
 
 PARAM_MAX = 6000  # MLflow's limit on one param value
 
@@ -39,14 +40,16 @@ def check_tracking_uri(uri: str | None = None) -> str:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
                 resp.read()
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise TrackingError(f"MLFLOW_TRACKING_URI={uri}: unreachable ({getattr(exc, 'reason', exc)}); "
+            raise TrackingError(f"MLFLOW_TRACKING_URI={mask_password(uri)}: unreachable "
+                                f"({mask_password(str(getattr(exc, 'reason', exc)))}); "
                                 "start the server (`mlflow server`) or unset MLFLOW_TRACKING_URI for the local store")
         return uri
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # mlflow raises many types for a bad store URI
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(f"MLFLOW_TRACKING_URI={uri}: cannot open the tracking store ({first[:200]}); "
+        raise TrackingError(f"MLFLOW_TRACKING_URI={mask_password(uri)}: cannot open the tracking store "
+                            f"({mask_password(first)[:200]}); "
                             "fix the URI or unset MLFLOW_TRACKING_URI for the local sqlite:///mlflow.db") from None
     return uri
 
@@ -85,7 +88,7 @@ def study_id() -> str:
 
 
 def _param_value(value: Any) -> str:
-    return str(value)[:PARAM_MAX]
+    return mask_password(str(value))[:PARAM_MAX]
 
 
 class MlflowRunLogger(RunLogger):
@@ -131,6 +134,10 @@ class MlflowRunLogger(RunLogger):
         self.client.set_tag(self.run_id, "lrsched.error", message[:5000])
         self.status = RunStatus.to_string(RunStatus.FAILED)
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, mask_password(str(value)))
+
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
@@ -138,40 +145,56 @@ class MlflowRunLogger(RunLogger):
 
 
 class MlflowTracker:
-    """Creates runs in one experiment; each run's final status always matches what happened."""
+    """Creates runs in one experiment; each run's final status always matches what happened.
+
+    Picklable: a worker process gets its own client to the same store.
+    """
 
     def __init__(self, experiment: str, base_tags: dict[str, str] | None = None):
+        self.experiment = experiment
         self.uri = check_tracking_uri()
-        self.client = MlflowClient(self.uri)
-        mlflow.set_tracking_uri(self.uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
-        self.base_tags = dict(base_tags or {})
-        self._parents: list[str] = []
+        self.base_tags = {k: mask_password(str(v)) for k, v in (base_tags or {}).items()}
         # Under `mlflow run`, MLflow made a run for us: log into it rather than beside it.
         self._adopt = os.environ.get("MLFLOW_RUN_ID") or None
         # Under `mlflow run . -e pipeline`, that run becomes the parent of every stage's runs.
         self._outer_parent = os.environ.get("LRSCHED_PARENT_RUN_ID") or None
+        self._connect()
+
+    def _connect(self) -> None:
+        self.client = MlflowClient(self.uri)
+        mlflow.set_tracking_uri(self.uri)
+        exp = self.client.get_experiment_by_name(self.experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "client"}
+        # Runs made in other processes hang under the run `mlflow run` made; only this one adopts it.
+        state["_outer_parent"] = self._outer_parent or self._adopt
+        state["_adopt"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = MlflowClient(self.uri)
+        mlflow.set_tracking_uri(self.uri)
 
     @contextlib.contextmanager
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
-            nested: bool = False) -> Iterator[MlflowRunLogger]:
-        all_tags = {**self.base_tags, **tags}
-        if nested and self._parents:
-            all_tags["mlflow.parentRunId"] = self._parents[-1]
-        elif self._outer_parent:
-            all_tags["mlflow.parentRunId"] = self._outer_parent
-        if self._adopt and not nested:
+            parent: str | None = None) -> Iterator[MlflowRunLogger]:
+        all_tags = {**self.base_tags, **{k: mask_password(str(v)) for k, v in tags.items()},
+                    "lrsched.host": socket.gethostname(), "lrsched.pid": str(os.getpid())}
+        if parent or self._outer_parent:
+            all_tags["mlflow.parentRunId"] = parent or self._outer_parent
+        if self._adopt and not parent:
             run_id, self._adopt = self._adopt, None
             self.client.set_tag(run_id, "mlflow.runName", name)
             for key, value in all_tags.items():
                 self.client.set_tag(run_id, key, value)
-            # later seeds become children of the run `mlflow run` created
+            # later runs of this stage become children of the run `mlflow run` created
             self._outer_parent = self._outer_parent or run_id
         else:
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
         logger = MlflowRunLogger(self.client, run_id)
-        self._parents.append(run_id)
         status = RunStatus.to_string(RunStatus.FINISHED)
         try:
             items = [Param(k, _param_value(v)) for k, v in params.items()]
@@ -185,10 +208,9 @@ class MlflowTracker:
         except BaseException as exc:
             status = RunStatus.to_string(RunStatus.FAILED)
             with contextlib.suppress(Exception):
-                self.client.set_tag(run_id, "lrsched.error", f"{type(exc).__name__}: {exc}"[:5000])
+                self.client.set_tag(run_id, "lrsched.error", mask_password(f"{type(exc).__name__}: {exc}")[:5000])
             raise
         finally:
-            self._parents.pop()
             with contextlib.suppress(Exception):
                 logger.flush()
             self.client.set_terminated(run_id, status)

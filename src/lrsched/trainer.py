@@ -21,12 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from lrsched.callbacks import Callback
 from lrsched.data import Split
 from lrsched.model import lenet
 from lrsched.registry import AnySchedule
 from lrsched.schedules import Plateau
 
-REFRESH_EVERY = 25  # steps between progress-bar refreshes (each one is a host sync)
+REFRESH_EVERY = 25  # steps between divergence checks and progress-bar refreshes (each one is a host sync)
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,6 @@ class FitOptions:
     channels_last: bool = True
     progress: bool = True
     desc: str = ""
-
-
-class Callback:
-    """Hooks called by :func:`fit`; override what you need."""
-
-    def on_step(self, step: int, t: float, lr: float) -> None:
-        """Before each optimizer step with ``interval: step`` (``t`` in epochs)."""
-
-    def on_epoch_end(self, record: dict[str, float]) -> None:
-        """After each epoch's evaluation; may raise to stop training (e.g. Optuna pruning)."""
 
 
 @dataclass
@@ -85,6 +76,17 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def init_model(seed: int) -> nn.Module:
+    """The initial LeNet of ``seed``: every schedule trained with this seed starts from it."""
+    torch.manual_seed(seed)
+    return lenet()
+
+
+def epoch_order(generator: torch.Generator, n: int) -> torch.Tensor:
+    """The next epoch's shuffled sample order; the generator is seeded by the run's seed alone."""
+    return torch.randperm(n, generator=generator)
+
+
 def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int, opts: FitOptions,
         callbacks: Sequence[Callback] = ()) -> FitResult:
     """Train a fresh LeNet; ``evals`` maps a name (``test``, ``val``) to a split scored each epoch.
@@ -94,8 +96,8 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
     A non-finite loss stops training and is reported as diverged, not as a result.
     """
     device = train.x.device
-    torch.manual_seed(seed)
-    model = lenet().to(device)
+    # Paired seeds: init and data order depend on the seed only, never on the schedule.
+    model = init_model(seed).to(device)
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x_all = train.x.contiguous(memory_format=fmt)
@@ -114,7 +116,7 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
         lr = schedule(epoch, plateau_losses) if metric_driven else schedule(epoch)
         _set_lr(opt, lr)
         lr_sum = 0.0
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = epoch_order(gen, n).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
@@ -140,11 +142,13 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.argmax(1) == y).sum()
             seen += len(idx)
-            if not bar.disable and ((i + 1) % REFRESH_EVERY == 0 or i + 1 == steps):
+            if (i + 1) % REFRESH_EVERY == 0 or i + 1 == steps:
+                # checked with or without a bar (DVC and CI have none): a diverged epoch stops here
                 running = loss_sum.item() / seen
-                bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.4g}",
-                                refresh=False)
-                bar.update((i + 1) - bar.n)
+                if not bar.disable:
+                    bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.4g}",
+                                    refresh=False)
+                    bar.update((i + 1) - bar.n)
                 if not math.isfinite(running):
                     break
         bar.close()
@@ -173,33 +177,3 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
     return FitResult(history, model, seconds=time.perf_counter() - start_all,
                      final=dict(history[-1]) if history else {})
 
-
-def summarize(results: Sequence[FitResult]) -> dict[str, Any]:
-    """Final and best metrics, mean and std over seeds (single runs differ by ~3 points)."""
-    import statistics
-
-    ok = [r for r in results if not r.diverged]
-    out: dict[str, Any] = {"seeds": len(results), "diverged": len(results) - len(ok)}
-    if not ok:
-        return out
-    for key in ("test_acc", "train_acc", "train_loss", "val_acc"):
-        if key not in ok[0].final:
-            continue
-        values = [r.final[key] for r in ok]
-        out[key] = statistics.fmean(values)
-        out[f"{key}_std"] = statistics.pstdev(values) if len(values) > 1 else 0.0
-    if "test_acc" in ok[0].final:
-        out["best_test_acc"] = statistics.fmean(max(h["test_acc"] for h in r.history) for r in ok)
-    out["seconds"] = statistics.fmean(r.seconds for r in ok)
-    return out
-
-
-def mean_history(results: Sequence[FitResult]) -> list[dict[str, float]]:
-    """Per-epoch mean over seeds of every recorded field."""
-    ok = [r.history for r in results if not r.diverged and r.history]
-    if not ok:
-        return []
-    epochs = min(len(h) for h in ok)
-    return [
-        {key: sum(h[e][key] for h in ok) / len(ok) for key in ok[0][e]} for e in range(epochs)
-    ]

@@ -1,61 +1,66 @@
 """Optuna: tune one schedule's hyperparameters. The only module of lrsched that imports optuna.
 
-* The objective is validation accuracy on a seeded split of the training set;
-  the test set is never used while tuning.
-* Each trial trains ``tune.epochs`` epochs with the schedule's whole shape
-  compressed into them (``TimeScaled``), so a 10-epoch cosine is seen to its
-  end, not just its first few epochs.
-* Storage: a SQLite file under the project by default (several local worker
-  processes share it), or any SQLAlchemy URL such as PostgreSQL for workers on
-  many machines. Heartbeats let a live worker fail a dead worker's trial and
-  retry it, so no trial stays RUNNING forever.
-* The study name carries a digest of the search space, so a changed space
-  starts a new study instead of mixing results.
+* The objective is validation accuracy on a seeded split of the training set,
+  after the real ``train.epochs`` (no compressed proxy); the test set is never
+  used while tuning. The median pruner stops a trial after an epoch whose
+  accuracy is below the median of completed trials at that epoch.
+* The first trial is the schedule's own configuration from params.yaml (where
+  it lies in the space), so the study's best is never a guess below it.
+* Trials run ``train.workers`` at a time as single-thread processes, in
+  synchronous batches: each batch is asked for, trained, then told in trial
+  order, and the median pruner only compares with completed trials. The whole
+  study is therefore the same, trial for trial, on every run and any number of
+  workers; the retrain of the best params on the paired seeds follows.
+* Storage: a SQLite file under the project by default, or any SQLAlchemy URL
+  (PostgreSQL) for workers on many machines (``--worker``: Optuna's own
+  asynchronous loop, with heartbeats so no trial stays RUNNING forever; such
+  studies are not reproducible trial for trial).
+* The study name carries a digest of everything a trial's result depends on,
+  so a changed space or setting starts a new study instead of mixing results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterator
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
+from lrsched.callbacks import Callback, Tracker
 from lrsched.config import Config
 from lrsched.data import Split, train_val_split
 from lrsched.errors import ConfigError, LrschedError
-from lrsched.registry import parse_spec
-from lrsched.schedules import Schedule
+from lrsched.parallel import Workers, worker_count
+from lrsched.registry import OPTIMIZER_KEYS, parse_spec
+from lrsched.results import SeedResult
+from lrsched.runs import fit_options, load_datasets, schedule_for, train_schedule
 from lrsched.search_space import space_digest
-from lrsched.study import Datasets, Tracker, fit_options, schedule_for
-from lrsched.trainer import Callback, fit
+from lrsched.stats import LEARNED_MIN
+from lrsched.trainer import fit
+from lrsched.urls import mask_password
 
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, mpl plots
+# Batches use ask/tell; their trials write heartbeats from the worker (see _heartbeat).
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 HEARTBEAT_S = 5     # a live trial writes a heartbeat this often
 GRACE_S = 20        # a trial silent this long is failed (and retried once) by another worker
 FAIL_REASON = "fail_reason"  # user attr of trials *we* failed (diverged, invalid combination)
 SURPLUS = "surplus: the study already had its trials when this one started"
+DEAD_AFTER = 2      # epochs after which a trial still at chance accuracy is stopped
 
 
 class StorageError(LrschedError):
     """The Optuna storage URL is invalid or unreachable."""
-
-
-@dataclass(frozen=True)
-class TimeScaled(Schedule):
-    """``inner`` with time stretched by ``factor``: a long schedule's whole shape in fewer epochs."""
-
-    inner: Any
-    factor: float
-
-    def __call__(self, t: float) -> float:
-        return self.inner(t * self.factor)
 
 
 def storage_url(storage: str) -> str:
@@ -79,17 +84,33 @@ def open_storage(storage: str) -> RDBStorage:
         )
     except Exception as exc:  # sqlalchemy raises many kinds for a bad or unreachable URL
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StorageError(f"tune.storage={storage}: cannot open the Optuna storage ({first[:200]}); "
+        raise StorageError(f"tune.storage={mask_password(storage)}: cannot open the Optuna storage "
+                           f"({mask_password(first)[:200]}); "
                            "fix the URL (e.g. postgresql://user:pass@host/db) or use a local file path") from None
 
 
 def study_name(cfg: Config, schedule: str) -> str:
-    return f"{schedule}-{space_digest(cfg.tune.space[schedule])}"
+    """``<schedule>-<digest>`` of the space and of everything else a trial's score depends on.
+
+    ``n_trials`` is left out (raising it resumes the study), and so is the storage.
+    """
+    t = cfg.train
+    settings = {
+        "space": cfg.tune.space[schedule],
+        "schedule": cfg.schedules[schedule].as_dict(),
+        "train": {"epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seeds[0], "momentum": t.momentum,
+                  "weight_decay": t.weight_decay, "channels_last": t.channels_last},
+        "tune": {"pruner": cfg.tune.pruner, "sampler_seed": cfg.tune.sampler_seed, "val_size": cfg.tune.val_size,
+                 "split_seed": cfg.tune.split_seed},
+        "data": {"limit_train": cfg.data.limit_train},
+    }
+    return f"{schedule}-{space_digest(settings)}"
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        # only COMPLETE trials are compared with, which keeps batches deterministic
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1)
     return optuna.pruners.NopPruner()
@@ -101,7 +122,9 @@ def load_study(cfg: Config, schedule: str, storage: RDBStorage) -> optuna.Study:
                           f"(tunable: {', '.join(cfg.tune.space)})")
     return optuna.create_study(
         study_name=study_name(cfg, schedule), storage=storage, load_if_exists=True, direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=cfg.tune.sampler_seed, n_startup_trials=4),
+        # multivariate: the best LR depends on momentum; constant liar: a batch's trials differ
+        sampler=optuna.samplers.TPESampler(seed=cfg.tune.sampler_seed, n_startup_trials=4, multivariate=True,
+                                           constant_liar=True),
         pruner=make_pruner(cfg.tune.pruner),
     )
 
@@ -120,10 +143,135 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
     return values
 
 
+def default_params(cfg: Config, schedule: str) -> dict[str, Any]:
+    """The schedule's params.yaml values for the keys of its space that lie inside it."""
+    spec = cfg.schedules[schedule]
+    current = {**spec.as_dict(), "warmup": spec.warmup, "warmup_begin_lr": spec.warmup_begin_lr,
+               "momentum": cfg.train.momentum if spec.momentum is None else spec.momentum,
+               "weight_decay": cfg.train.weight_decay if spec.weight_decay is None else spec.weight_decay}
+    out = {}
+    for key, dist in cfg.tune.space[schedule].items():
+        value = current.get(key)
+        if value is None:
+            continue
+        if dist["type"] == "categorical":
+            inside = value in dist["choices"]
+        else:
+            inside = dist["low"] <= value <= dist["high"]
+        if inside:
+            out[key] = value
+    return out
+
+
+class _Pruning(Callback):
+    def __init__(self, trial: optuna.Trial, epochs: int):
+        self.trial, self.epochs = trial, epochs
+
+    def on_epoch_end(self, record: dict[str, float]) -> None:
+        epoch = int(record["epoch"])
+        self.trial.report(record["val_acc"], epoch)
+        if DEAD_AFTER <= epoch < self.epochs and record["val_acc"] < LEARNED_MIN:
+            # a net at chance this late has dead ReLUs and never recovers: stop even before the
+            # pruner has its startup trials, instead of training it to the end
+            raise optuna.TrialPruned(f"did not learn: val_acc {record['val_acc']:.4f} after epoch {epoch}")
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {int(record['epoch'])}: val_acc {record['val_acc']:.4f}")
+
+
+@contextlib.contextmanager
+def _heartbeat(storage: RDBStorage, trial_id: int) -> Iterator[None]:
+    """Tell other workers this trial is alive, so only a dead process's trial goes stale."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            storage.record_heartbeat(trial_id)
+            stop.wait(HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one trial ended, handed back from a worker process."""
+
+    state: str                 # COMPLETE | PRUNED | FAIL
+    value: float | None = None
+    message: str = ""
+
+
+@dataclass
+class TrialData:
+    """A worker's split of the training set and its connection to the study."""
+
+    train: Split
+    val: Split
+    cfg: Config
+    study: optuna.Study | None = None
+
+
+def trial_data(cfg: Config) -> TrialData:
+    data = load_datasets(cfg)
+    train, val = train_val_split(data.train, cfg.tune.val_size, cfg.tune.split_seed)
+    return TrialData(train, val, cfg)
+
+
 def with_params(cfg: Config, schedule: str, params: dict[str, Any]) -> Config:
     """``cfg`` with ``params`` merged into ``schedules.<schedule>`` (validated like params.yaml)."""
     raw = {**cfg.schedules[schedule].as_dict(), **params}
     return replace(cfg, schedules={**cfg.schedules, schedule: parse_spec(schedule, raw)})
+
+
+def train_trial(data: TrialData, schedule: str, trial: optuna.Trial, params: dict[str, Any], tracker: Tracker,
+                parent: str | None) -> Outcome:
+    """Train one trial's params for the real ``train.epochs``; pruned, diverged and invalid end it early."""
+    cfg = data.cfg
+    try:
+        spec = with_params(cfg, schedule, params).schedules[schedule]
+    except ConfigError as exc:  # e.g. a sampled warmup >= T
+        return Outcome("FAIL", message=str(exc))
+    run_params = {**{f"schedule.{k}": v for k, v in params.items()}, "trial": trial.number}
+    tags = {"lrsched.schedule": schedule, "lrsched.role": "trial", "optuna.trial": str(trial.number)}
+    with tracker.run(f"{schedule}-trial-{trial.number}", run_params, tags, parent=parent) as logger:
+        try:
+            result = fit(schedule_for(spec, len(data.train), cfg.train.batch_size), data.train, {"val": data.val},
+                         cfg.train.seeds[0], fit_options(cfg, spec, progress=False),
+                         callbacks=[logger, _Pruning(trial, cfg.train.epochs)])
+        except optuna.TrialPruned as exc:
+            logger.mark_pruned(str(exc))
+            return Outcome("PRUNED", message=str(exc))
+        if result.diverged:
+            logger.mark_diverged(result.message)
+            return Outcome("FAIL", message=result.message)
+    return Outcome("COMPLETE", value=result.final["val_acc"])
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One asked trial, sent to a worker process."""
+
+    schedule: str
+    study_name: str
+    trial_id: int
+    params: dict[str, Any]
+    tracker: Tracker
+    parent: str | None
+
+
+def run_trial(data: TrialData, job: TrialJob) -> Outcome:
+    """Worker side of a batch: report epochs to the shared storage, return how the trial ended."""
+    if data.study is None or data.study.study_name != job.study_name:
+        data.study = optuna.load_study(study_name=job.study_name, storage=open_storage(data.cfg.tune.storage),
+                                       pruner=make_pruner(data.cfg.tune.pruner))
+    trial = optuna.Trial(data.study, job.trial_id)
+    with _heartbeat(data.study._storage, job.trial_id):  # noqa: SLF001 - the study's own storage
+        return train_trial(data, job.schedule, trial, job.params, job.tracker, job.parent)
 
 
 def counted(trial: optuna.trial.FrozenTrial) -> bool:
@@ -132,19 +280,71 @@ def counted(trial: optuna.trial.FrozenTrial) -> bool:
     return not (trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON, SURPLUS) == SURPLUS)
 
 
-class _Pruning(Callback):
-    def __init__(self, trial: optuna.Trial):
-        self.trial = trial
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
+    if outcome.state == "COMPLETE":
+        study.tell(trial, outcome.value)
+    elif outcome.state == "PRUNED":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        trial.set_user_attr(FAIL_REASON, outcome.message)
+        study.tell(trial, state=TrialState.FAIL)
+    frozen = study.get_trials(deepcopy=False)[trial.number]
+    log.info("%s trial %d: %s %s %s", study.study_name, trial.number, frozen.state.name,
+             "" if frozen.value is None else f"val_acc={frozen.value:.4f}", outcome.message[:120])
 
-    def on_epoch_end(self, record: dict[str, float]) -> None:
-        self.trial.report(record["val_acc"], int(record["epoch"]))
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {int(record['epoch'])}: val_acc {record['val_acc']:.4f}")
+
+def run_study(cfg: Config, schedule: str, tracker: Tracker, parent: str | None = None,
+              n_trials: int | None = None) -> optuna.Study:
+    """Run the study until it holds ``n_trials`` counted trials, ``train.workers`` trials per batch.
+
+    Resumes a stored study; the first trial of a new one is the params.yaml configuration.
+    """
+    n_trials = n_trials or cfg.tune.n_trials
+    study = load_study(cfg, schedule, open_storage(cfg.tune.storage))
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(default_params(cfg, schedule), user_attrs={"lrsched.default": True})
+    workers = worker_count(cfg.train.workers, n_trials)
+    with Workers(workers, trial_data, (cfg,)) as pool:
+        return _run_batches(study, cfg, schedule, tracker, parent, n_trials, pool)
 
 
-def make_objective(cfg: Config, schedule: str, train: Split, val: Split, tracker: Tracker,
-                   nested: bool, n_trials: int) -> Callable[[optuna.Trial], float]:
-    epochs = cfg.tune.epochs
+def _run_batches(study: optuna.Study, cfg: Config, schedule: str, tracker: Tracker, parent: str | None,
+                 n_trials: int, pool: Workers) -> optuna.Study:
+    while True:
+        fail_stale_trials(study)  # a dead process's trial -> FAIL, and a WAITING retry is enqueued
+        trials = study.get_trials(deepcopy=False)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        left = n_trials - sum(counted(t) for t in trials if t.state != TrialState.WAITING)
+        if left <= 0:
+            if not running:
+                return study
+            time.sleep(HEARTBEAT_S)  # another worker's trial, or a dead one about to go stale
+            continue
+        batch = [study.ask() for _ in range(min(pool.n, left))]
+        params = [suggest(trial, cfg.tune.space[schedule]) for trial in batch]
+        jobs = [TrialJob(schedule, study.study_name, t._trial_id, p, tracker, parent)  # noqa: SLF001
+                for t, p in zip(batch, params)]
+        try:
+            outcomes = pool.map(run_trial, jobs)
+        except BaseException:
+            for trial in batch:  # interrupted: these trials did not finish
+                with contextlib.suppress(Exception):
+                    study.tell(trial, state=TrialState.FAIL)
+            raise
+        for trial, outcome in zip(batch, outcomes):
+            _tell(study, trial, outcome)
+
+
+def run_worker(cfg: Config, schedule: str, tracker: Tracker, n_trials: int | None = None) -> optuna.Study:
+    """An extra worker for a study run elsewhere (``--worker``): Optuna's asynchronous loop.
+
+    The budget is for the whole study, so N workers (processes or machines)
+    running this together share it; trials started after it is full stop at once.
+    """
+    n_trials = n_trials or cfg.tune.n_trials
+    storage = open_storage(cfg.tune.storage)
+    study = load_study(cfg, schedule, storage)
+    data = trial_data(cfg)
 
     def objective(trial: optuna.Trial) -> float:
         # Workers that check the budget at the same moment may each start a trial; trial
@@ -153,62 +353,16 @@ def make_objective(cfg: Config, schedule: str, train: Split, val: Split, tracker
         if len(earlier) >= n_trials:
             trial.set_user_attr(FAIL_REASON, SURPLUS)
             raise SurplusTrial(SURPLUS)
-        params = suggest(trial, cfg.tune.space[schedule])
-        try:
-            spec = with_params(cfg, schedule, params).schedules[schedule]
-        except ConfigError as exc:  # e.g. a sampled warmup >= T
-            trial.set_user_attr(FAIL_REASON, str(exc))
-            raise
-        # The schedule's whole train.epochs-long shape, compressed into this trial's epochs, per step.
-        scaled = TimeScaled(schedule_for(spec, len(train), cfg.train.batch_size), cfg.train.epochs / epochs)
-        spec = replace(spec, interval="step")
-        run_params = {**{f"schedule.{k}": v for k, v in params.items()}, "trial": trial.number, "epochs": epochs}
-        tags = {"lrsched.schedule": schedule, "lrsched.role": "trial", "optuna.trial": str(trial.number)}
-        pruned: optuna.TrialPruned | None = None
-        with tracker.run(f"{schedule}-trial-{trial.number}", run_params, tags, nested=nested) as logger:
-            try:
-                result = fit(scaled, train, {"val": val}, cfg.train.seeds[0],
-                             fit_options(cfg, spec, epochs=epochs, progress=False),
-                             callbacks=[logger, _Pruning(trial)])
-            except optuna.TrialPruned as exc:
-                pruned = exc
-                logger.mark_pruned(str(exc))
-            else:
-                if result.diverged:
-                    logger.mark_diverged(result.message)
-        if pruned is not None:
-            raise pruned
-        if result.diverged:
-            trial.set_user_attr(FAIL_REASON, result.message)
-            raise DivergedTrial(result.message)
-        return result.final["val_acc"]
+        outcome = train_trial(data, schedule, trial, suggest(trial, cfg.tune.space[schedule]), tracker, None)
+        if outcome.state == "PRUNED":
+            raise optuna.TrialPruned(outcome.message)
+        if outcome.state == "FAIL":
+            trial.set_user_attr(FAIL_REASON, outcome.message)
+            raise FailedTrial(outcome.message)
+        return outcome.value
 
-    return objective
-
-
-class DivergedTrial(LrschedError):
-    """A trial's loss went non-finite: failed with its reason, the study goes on."""
-
-
-class SurplusTrial(LrschedError):
-    """A trial started after the study's budget was full: failed at once, not counted."""
-
-
-def run_worker(cfg: Config, schedule: str, data: Datasets, tracker: Tracker, nested: bool,
-               n_trials: int | None = None) -> optuna.Study:
-    """Run trials until the study holds ``n_trials`` counted trials and none is left running.
-
-    The budget is for the whole study, so re-running resumes it, and N workers
-    (processes or machines) running this together share the budget.
-    """
-    n_trials = n_trials or cfg.tune.n_trials
-    storage = open_storage(cfg.tune.storage)
-    study = load_study(cfg, schedule, storage)
-    train, val = train_val_split(data.train, cfg.tune.val_size, cfg.tune.split_seed)
-    objective = make_objective(cfg, schedule, train, val, tracker, nested, n_trials)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     while True:
-        fail_stale_trials(study)  # a dead worker's trial -> FAIL, and a WAITING retry is enqueued
+        fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in trials)
         if waiting or sum(map(counted, trials)) < n_trials:
@@ -217,9 +371,51 @@ def run_worker(cfg: Config, schedule: str, data: Datasets, tracker: Tracker, nes
             log.info("%s trial %d: %s %s", schedule, last.number, last.state.name,
                      "" if last.value is None else f"val_acc={last.value:.4f}")
         elif any(t.state == TrialState.RUNNING for t in trials):
-            time.sleep(HEARTBEAT_S)  # another worker's trial, or a dead one about to go stale
+            time.sleep(HEARTBEAT_S)
         else:
             return study
+
+
+class FailedTrial(LrschedError):
+    """A trial diverged or its params were invalid: failed with its reason, the study goes on."""
+
+
+class SurplusTrial(LrschedError):
+    """A trial started after the study's budget was full: failed at once, not counted."""
+
+
+@dataclass
+class TuneOutcome:
+    study: optuna.Study
+    summary: dict[str, Any]
+    params: dict[str, Any]
+    results: list[SeedResult]
+
+
+def tune_schedule(cfg: Config, name: str, tracker: Tracker, plots: Path) -> TuneOutcome:
+    """Tune ``name``, plot the study into ``plots``, retrain the best params on the paired seeds.
+
+    In MLflow: a parent run ``<name>-study`` with one nested run per trial and per retrained seed.
+    """
+    storage = open_storage(cfg.tune.storage)  # fail fast: bad URL
+    load_study(cfg, name, storage)            # fail fast: no space for this schedule
+    settings = {f"tune.{k}": v for k, v in vars(cfg.tune).items() if k != "space"}
+    settings.update({f"space.{k}": v for k, v in cfg.tune.space[name].items()})
+    with tracker.run(f"{name}-study", settings, {"lrsched.role": "study"}) as parent:
+        log.info("tuning %s: study %s, %d trials, %d at a time", name, study_name(cfg, name), cfg.tune.n_trials,
+                 worker_count(cfg.train.workers, cfg.tune.n_trials))
+        study = run_study(cfg, name, tracker, parent.run_id)
+        params = best_params(study)
+        summary = summarize_study(study, cfg.tune.storage)
+        log.info("%s: best val_acc %.4f with %s", name, summary["best_value"], params)
+        plot_study(study, plots)
+        parent.log_artifacts(plots)
+        parent.log_metrics({"best_val_acc": summary["best_value"], "trials": summary["trials"],
+                            "pruned": summary["pruned"], "failed": summary["failed"]})
+        # Retrain the best params on the full training set and the paired seeds; only now is the test set used.
+        results = train_schedule(with_params(cfg, name, params), name, tracker, {"lrsched.tuned": "true"},
+                                 run_name=f"{name}-tuned", parent=parent.run_id)
+    return TuneOutcome(study, summary, params, results)
 
 
 def summarize_study(study: optuna.Study, storage: str) -> dict[str, Any]:
@@ -228,7 +424,7 @@ def summarize_study(study: optuna.Study, storage: str) -> dict[str, Any]:
     count = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     out: dict[str, Any] = {
         "study": study.study_name,
-        "storage": storage if "://" not in storage or "@" not in storage else storage.split("@")[-1],
+        "storage": mask_password(storage),
         "trials": len(trials),
         "complete": count[TrialState.COMPLETE],
         "pruned": count[TrialState.PRUNED],

@@ -1,0 +1,80 @@
+"""One seed's outcome, and the summary over paired seeds that DVC metrics and the report read.
+
+``metrics/<name>.json``: for each of ``test_acc``, ``best_test_acc``, ``train_acc``,
+``train_loss`` (and ``val_acc`` when tuning) the mean, std and 95 % CI over the
+seeds that did not diverge, ``n``, the seeds, and ``per_seed`` values, which are
+what paired comparisons use. ``history/<name>.json``: per-epoch mean and std.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from lrsched.stats import mean_ci
+
+FINAL_KEYS = ("test_acc", "best_test_acc", "train_acc", "train_loss", "val_acc")
+
+
+@dataclass
+class SeedResult:
+    """What a training process hands back (picklable: plain data and a state dict)."""
+
+    seed: int
+    history: list[dict[str, float]]
+    state_dict: dict[str, Any]
+    diverged: bool = False
+    message: str = ""
+    seconds: float = 0.0
+    final: dict[str, float] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)  # pins, threads, versions, device it ran with
+
+    @classmethod
+    def from_fit(cls, seed: int, fitted: Any, environment: dict[str, Any] | None = None) -> "SeedResult":
+        """From a :class:`lrsched.trainer.FitResult`, keeping the weights as a state dict."""
+        return cls(seed, fitted.history, fitted.model.state_dict(), fitted.diverged, fitted.message,
+                   fitted.seconds, fitted.final, environment or {})
+
+    def finals(self) -> dict[str, float]:
+        out = {k: v for k, v in self.final.items() if k in FINAL_KEYS}
+        if self.history and "test_acc" in self.history[0]:
+            out["best_test_acc"] = max(h["test_acc"] for h in self.history)
+        out["seconds"] = self.seconds
+        return out
+
+
+def summarize(results: Sequence[SeedResult]) -> dict[str, Any]:
+    """Mean, std and 95 % CI over seeds, and every seed's own values (for paired tests)."""
+    ok = [r for r in results if not r.diverged]
+    out: dict[str, Any] = {"n": len(results), "seeds": [r.seed for r in results],
+                           "diverged": len(results) - len(ok)}
+    for key in FINAL_KEYS:
+        values = [r.finals()[key] for r in ok if key in r.finals()]
+        if values:
+            out[key] = mean_ci(values).as_dict()
+    out["per_seed"] = {str(r.seed): ({"diverged": True, "message": r.message} if r.diverged else r.finals())
+                       for r in results}
+    if ok:
+        out["seconds"] = statistics.fmean(r.seconds for r in ok)
+    if results:
+        out["environment"] = results[0].environment
+    return out
+
+
+def mean_history(results: Sequence[SeedResult]) -> list[dict[str, float]]:
+    """Per-epoch mean (``key``) and sample std (``key_std``) over the seeds that did not diverge."""
+    ok = [r.history for r in results if not r.diverged and r.history]
+    if not ok:
+        return []
+    epochs = min(len(h) for h in ok)
+    rows = []
+    for e in range(epochs):
+        row: dict[str, float] = {}
+        for key in ok[0][e]:
+            values = [h[e][key] for h in ok]
+            row[key] = statistics.fmean(values)
+            if key not in ("epoch",):
+                row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
