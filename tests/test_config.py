@@ -64,3 +64,12 @@ def test_overrides_parse_yaml_values() -> None:
     assert cfg.schedules["cosine"].params["base_lr"] == 0.3 and cfg.train.seeds == (1, 2)
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         apply_overrides(raw, ["schedules.cosine.base_lr"])
+
+
+def test_combined_dvc_plot_lists_every_default_schedule() -> None:
+    """DVC cannot loop a top-level plot over `foreach`: the list in dvc.yaml must follow params.yaml."""
+    import yaml
+
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    lines = next(p["test_acc_by_schedule"] for p in plots if "test_acc_by_schedule" in p)["y"]
+    assert lines == {f"history/{name}.json": "test_acc" for name in load_config(ROOT / "params.yaml").schedules}

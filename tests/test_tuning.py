@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from helpers import assert_config_error, env, project_copy, stage
+from helpers import assert_config_error, env, free_port, project_copy, stage
 from lrsched.config import load_config
 
 
@@ -195,8 +195,6 @@ def postgres():
     if os.geteuid() == 0:  # postgres refuses to run as root
         shutil.chown(base, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    from test_tracking import free_port
-
     port = free_port()
     subprocess.run([*as_user, str(pg / "initdb"), "-D", str(base / "db"), "-U", "lrsched", "-A", "trust"],
                    check=True, capture_output=True)
