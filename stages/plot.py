@@ -2,16 +2,19 @@
 
 from pathlib import Path
 
-from lrsched.cli import base_parser, load_args_config, log, run_main
+from lrsched.cli import base_parser, load_args_config, log, make_tracker, run_main
 from lrsched.errors import DataError
 from lrsched.io import read_json, write_text
 from lrsched.plots import plot_final_accuracy, plot_lr_curves, plot_metric_band, plot_training_curves
-from lrsched.registry import build_schedule
+from lrsched.registry import build_plan
 from lrsched.report import summary_markdown
 
 
 def describe(spec) -> str:
-    body = ", ".join(f"{k}={v}" for k, v in spec.as_dict().items() if k not in ("type", "interval"))
+    shown = {k: v for k, v in spec.as_dict().items() if k not in ("type", "interval", "optimizer")}
+    body = ", ".join(f"{k}={v}" for k, v in shown.items())
+    if spec.optimizer != "sgd":
+        return f"{spec.optimizer}({body})"
     return f"{spec.type}({body}), per {spec.interval}"
 
 
@@ -23,9 +26,8 @@ def main() -> None:
     cfg = load_args_config(args)
     results, out = Path(args.results), Path(args.out)
     steps = -(-(cfg.data.limit_train or 60000) // cfg.train.batch_size)
-    schedules = {n: build_schedule(s, steps) for n, s in cfg.schedules.items()}
-    plot_lr_curves(schedules, {n: s.interval for n, s in cfg.schedules.items()}, cfg.train.epochs,
-                   out / "plots" / "lr_curves.png")
+    plans = {n: build_plan(s, steps) for n, s in cfg.schedules.items()}
+    plot_lr_curves(plans, cfg.train.epochs, out / "plots" / "lr_curves.png")
 
     histories, metrics, tuned = {}, {}, {}
     for name in cfg.schedules:
@@ -48,6 +50,8 @@ def main() -> None:
     descriptions = {n: describe(s) for n, s in cfg.schedules.items()}
     write_text(out / "reports" / "summary.md", summary_markdown(metrics, descriptions, tuned))
     log.info("wrote plots/ and reports/summary.md for %d schedules", len(metrics))
+    if cfg.tracking.enabled:  # the runs, opened on MLflow's model-training view
+        log.info("runs: `mlflow ui`, then open %s", make_tracker(cfg, stage="plot").ui_url())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from pathlib import Path
 import torch
 
 from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, run_main
-from lrsched.data import data_checksum
 from lrsched.io import atomic_path, write_json
 from lrsched.results import mean_history, summarize
 from lrsched.runs import get_schedule_spec, train_schedule
@@ -21,8 +20,7 @@ def main() -> None:
     cfg = load_args_config(args)
     get_schedule_spec(cfg, args.schedule)
     tracker = make_tracker(cfg, stage=f"train@{args.schedule}")  # fails fast on a bad tracking URI
-    tags = {"lrsched.data_md5": data_checksum(cfg.data.root)}
-    results = train_schedule(cfg, args.schedule, tracker, tags, progress=not args.no_progress)
+    results = train_schedule(cfg, args.schedule, tracker, {}, progress=not args.no_progress)
 
     out = Path(args.out)
     summary = summarize(results)

@@ -5,14 +5,30 @@
     python stages/tune.py --schedule cosine --storage postgresql://... --worker   # extra workers, any machine
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from lrsched.cli import add_shortcuts, base_parser, load_args_config, make_tracker, run_main
-from lrsched.io import atomic_path, write_json
+from lrsched.config import Config
+from lrsched.errors import DataError
+from lrsched.io import atomic_path, read_json, write_json
+from lrsched.search_space import resolve_lr_find, uses_lr_find
 from lrsched.results import mean_history, summarize
-from lrsched.tuning import load_study, open_storage, run_worker, study_name, tune_schedule
+from lrsched.tuning import open_study, run_worker, study_name, tune_schedule
+
+
+def with_lr_find_bounds(cfg: Config, path: Path) -> Config:
+    """Fill in `high: lr_find` from the range test's divergence LR (the last LR tried if none)."""
+    if not uses_lr_find(cfg.tune):
+        return cfg
+    try:
+        found = read_json(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing, and tune.space uses `high: lr_find`; run the range test first "
+                        "(`dvc repro lr_find` or `python stages/lr_find.py`)") from None
+    return replace(cfg, tune=resolve_lr_find(cfg.tune, found["upper_bound_lr"]))
 
 
 def main() -> None:
@@ -21,19 +37,21 @@ def main() -> None:
     add_shortcuts(parser, "epochs", "n_trials", "storage", "workers")
     parser.add_argument("--worker", action="store_true",
                         help="only run trials (no retrain, no outputs): extra workers for a study run elsewhere")
+    parser.add_argument("--lr-find", default="metrics/lr_find.json",
+                        help="the LR range test's result, for spaces with `high: lr_find`")
     parser.add_argument("--out", default=".", help="folder for tuned/, metrics/tuned/, history/tuned/, "
                                                    "models/tuned/ and plots/tune/")
     args = parser.parse_args()
-    cfg = load_args_config(args)
+    cfg = with_lr_find_bounds(load_args_config(args), Path(args.lr_find))
     name = args.schedule
-    load_study(cfg, name, open_storage(cfg.tune.storage))  # fail fast: bad name, space or storage
+    study = open_study(cfg, name)  # fail fast: bad name, space or storage
     tracker = make_tracker(cfg, stage=f"tune@{name}", extra_tags={"lrsched.tune_study": study_name(cfg, name)})
     if args.worker:
-        run_worker(cfg, name, tracker)
+        run_worker(cfg, name, tracker, study=study)
         return
 
     out = Path(args.out)
-    tuned = tune_schedule(cfg, name, tracker, out / "plots" / "tune" / name)
+    tuned = tune_schedule(cfg, name, tracker, out / "plots" / "tune" / name, study=study)
     write_json(out / "tuned" / f"{name}.json", tuned.summary)
     write_json(out / "history" / "tuned" / f"{name}.json", mean_history(tuned.results))
     with atomic_path(out / "models" / "tuned" / f"{name}.pt") as tmp:

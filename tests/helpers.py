@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -41,6 +42,14 @@ def assert_config_error(override: str, message: str) -> None:
     assert "\n" not in str(info.value)
 
 
+# A numeric space for `cosine` (which the default study does not tune): tuning tests need no range test.
+TOY_SPACE = {"cosine": {"base_lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
+                        "final_lr": {"type": "float", "low": 0.0, "high": 0.05},
+                        "momentum": {"type": "categorical", "choices": [0.0, 0.9]},
+                        "weight_decay": {"type": "float", "low": 0.0, "high": 0.002}}}
+TOY_SPACE_OVERRIDE = "tune.space=" + json.dumps(TOY_SPACE)
+
+
 def project_copy(dest: Path, toy_files: dict[str, bytes], **sections: dict[str, Any]) -> Path:
     """Copy the project (code, pipeline, params) and point its data at generated files."""
     dest.mkdir(parents=True)
@@ -53,6 +62,7 @@ def project_copy(dest: Path, toy_files: dict[str, bytes], **sections: dict[str, 
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["data"].update(sources=[str(dest.parent / f"{dest.name}-source")], checksums=md5s)
     params["train"].update(epochs=2, seeds=[0], workers=1)  # quick; tests that pair seeds ask for more
+    params["tune"]["space"] = TOY_SPACE
     for section, values in sections.items():
         params.setdefault(section, {}).update(values)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

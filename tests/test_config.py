@@ -12,10 +12,13 @@ from lrsched.config import apply_overrides, load_config, parse_config
 from lrsched.errors import ConfigError
 
 
-def test_default_params_are_the_articles_six_plus_linear() -> None:
+def test_default_params_are_the_articles_six_plus_linear_and_the_new_ones() -> None:
     cfg = load_config(ROOT / "params.yaml")
     assert list(cfg.schedules) == ["constant", "square_root", "factor", "multi_factor", "cosine",
-                                   "cosine_warmup", "linear"]
+                                   "cosine_warmup", "linear", "wsd", "rex", "schedule_free"]
+    assert (cfg.schedules["wsd"].type, cfg.schedules["rex"].type) == ("wsd", "rex")
+    assert cfg.schedules["schedule_free"].optimizer == "schedule_free_sgd"
+    assert {"wsd", "rex", "schedule_free"} <= set(cfg.tune.space)  # each has its own space
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.device) == (10, 256, "auto")
     assert len(cfg.train.seeds) >= 3 and cfg.train.threads == 1  # paired seeds; portable CPU numbers
     assert cfg.schedules["factor"].params == {"base_lr": 0.6, "factor": 0.8, "min_lr": 0.01}
@@ -38,6 +41,10 @@ def test_default_params_are_the_articles_six_plus_linear() -> None:
     ("schedules.cosine.warmup=12", "schedules.cosine.warmup: must be smaller than T"),
     ("schedules.multi_factor.milestones=[8, 3]", "schedules.multi_factor.milestones: must be positive and strictly"),
     ("schedules.linear.slope=2", "schedules.linear.slope: unknown key"),
+    ("lr_find.start_lr=20", "lr_find: need 0 < start_lr < end_lr"),
+    ("lr_find.max_epochs=3", "lr_find.max_epochs: must be in"),
+    ("lr_find.diverge_factor=1", "lr_find.diverge_factor: must be > 1"),
+    ("tune.space.rex.momentum={type: int, low: 0, high: lr_find}", "'lr_find' is a float bound"),
     ("tracking.uri=x", "tracking.uri: unknown key"),
     ("extra.x=1", "extra: unknown section"),
     ("tune.pruner=random", "tune.pruner: must be one of"),

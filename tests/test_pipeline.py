@@ -13,7 +13,7 @@ from helpers import default_raw, env, project_copy, run
 
 pytestmark = pytest.mark.slow
 
-SCHEDULES = ["constant", "cosine"]
+SCHEDULES = ["linear", "schedule_free"]  # linear's space takes its bound from lr_find
 
 
 def ran(proc) -> set[str]:
@@ -21,7 +21,7 @@ def ran(proc) -> set[str]:
 
 
 def every_stage() -> set[str]:
-    return {"download", "plot", *(f"{stage}@{s}" for s in SCHEDULES for stage in ("train", "tune"))}
+    return {"download", "lr_find", "plot", *(f"{stage}@{s}" for s in SCHEDULES for stage in ("train", "tune"))}
 
 
 def two_schedule_copy(dest: Path, toy_files) -> Path:
@@ -86,9 +86,9 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
     assert ran(run(["dvc", "repro"], proj, e)) == set()  # second repro: nothing to do
 
     params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["schedules"]["cosine"]["base_lr"] = 0.25
+    params["schedules"]["linear"]["base_lr"] = 0.25
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(run(["dvc", "repro"], proj, e)) == {"train@cosine", "tune@cosine", "plot"}
+    assert ran(run(["dvc", "repro"], proj, e)) == {"train@linear", "tune@linear", "plot"}
 
     shown = run(["dvc", "metrics", "show"], proj, e).stdout
     assert all(f"metrics/{name}.json" in shown for name in SCHEDULES)
@@ -113,6 +113,46 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
         strip = lambda d: {s: {k: v for k, v in r.items() if k != "seconds"} for s, r in d.items()}  # noqa: E731
         assert strip(rerun) == strip(committed)
 
-    exp_run = run(["dvc", "exp", "run", "-S", "train.epochs=1"], proj, e)
-    assert {f"train@{s}" for s in SCHEDULES} <= ran(exp_run)
-    assert len(json.loads((proj / "history" / "cosine.json").read_text())) == 1
+    queued_experiments_track_into_the_project(proj, tmp_path)
+
+
+def queued_experiments_track_into_the_project(proj: Path, tmp_path: Path) -> None:
+    """`dvc exp run --queue` runs each experiment in a temporary copy that DVC deletes afterwards:
+    its MLflow runs and Optuna studies must land in the project's own stores all the same."""
+    import time
+
+    e = env(tmp_path)
+    del e["MLFLOW_TRACKING_URI"]  # the project's default store: mlflow.db beside dvc.yaml
+    for n, override in enumerate(("schedules.linear.base_lr=0.2", "schedules.schedule_free.lr=0.5")):
+        run(["dvc", "exp", "run", "--queue", "-n", f"exp{n}", "-S", override], proj, e)
+    try:
+        run(["dvc", "queue", "start", "-j", "2"], proj, e)
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            status = run(["dvc", "queue", "status"], proj, e).stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(3)
+        assert status.count("Success") == 2, status
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], proj, e, check=False)
+    assert {"exp0", "exp1"} <= set(run(["dvc", "exp", "ls", "--name-only"], proj, e).stdout.split())
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{proj / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lrsched")
+    runs = client.search_runs([exp.experiment_id], "tags.`lrsched.dvc_exp` != ''")
+    by_exp = {name: {r.data.tags["lrsched.stage"] for r in runs if r.data.tags["lrsched.dvc_exp"] == name}
+              for name in ("exp0", "exp1")}
+    assert by_exp["exp0"] >= {"train@linear", "tune@linear"}
+    assert by_exp["exp1"] >= {"train@schedule_free", "tune@schedule_free"}
+    assert all(r.info.status == "FINISHED" for r in runs if r.data.tags.get("lrsched.role") != "trial")
+    # artifacts are in the project too (the temporary copies are gone)
+    assert all(Path(r.info.artifact_uri.removeprefix("file://")).is_relative_to(proj) for r in runs)
+
+    import optuna
+
+    studies = optuna.get_all_study_names(f"sqlite:///{proj / 'optuna' / 'optuna.db'}")
+    assert len([s for s in studies if s.startswith("linear-")]) == 3  # the two repros' and exp0's
+    assert len([s for s in studies if s.startswith("schedule_free-")]) == 2  # the repro's and exp1's

@@ -10,11 +10,11 @@ import torch
 
 from lrsched import schedules as S
 from lrsched.errors import ConfigError
-from lrsched.registry import build_schedule, lr_curve, parse_spec
+from lrsched.registry import build_plan, lr_curve, parse_spec
 
 
 def sched(type_: str, **kw):
-    return build_schedule(parse_spec("s", {"type": type_, **kw}), steps_per_epoch=10)
+    return build_plan(parse_spec("s", {"type": type_, **kw}), steps_per_epoch=10)
 
 
 ARTICLE = {
@@ -33,6 +33,12 @@ EXTRA = {
     "one_cycle": {"type": "one_cycle", "max_lr": 0.5, "T": 10},
     "cosine_restarts": {"type": "cosine_restarts", "base_lr": 0.3, "T_0": 2, "T_mult": 2},
     "torch_step": {"type": "StepLR", "base_lr": 0.3, "step_size": 2, "gamma": 0.5},
+    "rex": {"type": "rex", "base_lr": 0.4, "T": 10},
+    "rex_final": {"type": "rex", "base_lr": 0.4, "final_lr": 0.04, "T": 10},
+    "wsd_linear": {"type": "wsd", "base_lr": 0.4, "T": 10, "cooldown": 0.2, "shape": "linear", "warmup": 1},
+    "wsd_cosine": {"type": "wsd", "base_lr": 0.4, "T": 10, "cooldown": 0.2, "shape": "cosine", "warmup": 1},
+    "wsd_1-sqrt": {"type": "wsd", "base_lr": 0.4, "T": 10, "cooldown": 0.2, "shape": "1-sqrt", "warmup": 1,
+                   "final_lr": 0.04},
 }
 
 
@@ -48,7 +54,7 @@ EXTRA = {
     ("cosine_warmup", 6.5, 0.11), ("cosine_warmup", 10, 0.02), ("cosine_warmup", 12, 0.02),
 ])
 def test_article_schedules_match_spec_formulas(name: str, t: float, expected: float) -> None:
-    assert build_schedule(parse_spec(name, ARTICLE[name]), 10)(t) == pytest.approx(expected, abs=1e-12)
+    assert build_plan(parse_spec(name, ARTICLE[name]), 10)(t) == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize(("name", "t", "expected"), [
@@ -60,9 +66,20 @@ def test_article_schedules_match_spec_formulas(name: str, t: float, expected: fl
     ("cosine_restarts", 0, 0.3), ("cosine_restarts", 1, 0.15), ("cosine_restarts", 2, 0.3),
     ("cosine_restarts", 4, 0.15), ("cosine_restarts", 6, 0.3),
     ("torch_step", 0, 0.3), ("torch_step", 1.9, 0.3), ("torch_step", 2, 0.15), ("torch_step", 5, 0.075),
+    # REX: (1 - p) / (1 - p/2) of the way from final to base, p = t/T
+    ("rex", 0, 0.4), ("rex", 5, 0.4 * 0.5 / 0.75), ("rex", 8, 0.4 * 0.2 / 0.6), ("rex", 10, 0.0),
+    ("rex", 12, 0.0), ("rex_final", 5, 0.04 + 0.36 * 0.5 / 0.75), ("rex_final", 10, 0.04),
+    # WSD: warmup over [0, 1], stable to T * (1 - cooldown) = 8, cooldown over [8, 10]
+    *[(f"wsd_{shape}", t, lr) for shape in ("linear", "cosine") for t, lr in
+      ((0, 0.0), (0.5, 0.2), (1, 0.4), (5, 0.4), (8, 0.4), (10, 0.0), (12, 0.0))],
+    ("wsd_linear", 8.5, 0.3), ("wsd_linear", 9, 0.2),
+    ("wsd_cosine", 8.5, 0.4 * (1 + math.cos(math.pi / 4)) / 2), ("wsd_cosine", 9, 0.2),
+    ("wsd_1-sqrt", 0, 0.0), ("wsd_1-sqrt", 1, 0.4), ("wsd_1-sqrt", 8, 0.4),
+    ("wsd_1-sqrt", 8.5, 0.04 + 0.36 * 0.5), ("wsd_1-sqrt", 9, 0.04 + 0.36 * (1 - math.sqrt(0.5))),
+    ("wsd_1-sqrt", 10, 0.04), ("wsd_1-sqrt", 11, 0.04),
 ])
 def test_extra_schedules(name: str, t: float, expected: float) -> None:
-    assert build_schedule(parse_spec(name, EXTRA[name]), 10)(t) == pytest.approx(expected, abs=1e-12)
+    assert build_plan(parse_spec(name, EXTRA[name]), 10)(t) == pytest.approx(expected, abs=1e-12)
 
 
 def test_warmup_is_composition_over_any_schedule() -> None:
@@ -80,7 +97,7 @@ def test_plateau_reduces_after_patience_and_is_pure() -> None:
 
 @pytest.mark.parametrize("spec", list(ARTICLE.values()) + list(EXTRA.values()), ids=list(ARTICLE) + list(EXTRA))
 def test_schedules_are_pure_and_picklable(spec: dict) -> None:
-    s = build_schedule(parse_spec("s", spec), 10)
+    s = build_plan(parse_spec("s", spec), 10)
     first = [s(t / 4) for t in range(60)]
     assert [s(t / 4) for t in range(60)] == first          # calling again changes nothing
     assert [s(t / 4) for t in reversed(range(60))] == first[::-1]  # nor does the order
@@ -96,7 +113,7 @@ def test_schedules_are_pure_and_picklable(spec: dict) -> None:
 ])
 def test_torch_adapter_gives_the_torch_schedulers_lrs(cls: str, kwargs: dict, interval: str) -> None:
     steps_per_epoch = 4
-    s = build_schedule(parse_spec("t", {"type": cls, "base_lr": 0.5, "interval": interval, **kwargs}),
+    s = build_plan(parse_spec("t", {"type": cls, "base_lr": 0.5, "interval": interval, **kwargs}),
                        steps_per_epoch)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
     ref = getattr(torch.optim.lr_scheduler, cls)(opt, **kwargs)
@@ -121,12 +138,12 @@ def test_torch_multistep_equals_builtin_multi_factor() -> None:
 def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
     """The article's FactorScheduler/CosineScheduler mutated themselves when called (plotted)."""
     for spec in (ARTICLE["factor"], ARTICLE["cosine"], ARTICLE["cosine_warmup"]):
-        fresh = build_schedule(parse_spec("s", spec), 10)
-        plotted = build_schedule(parse_spec("s", spec), 10)
+        fresh = build_plan(parse_spec("s", spec), 10)
+        plotted = build_plan(parse_spec("s", spec), 10)
         lr_curve(plotted, 15, 4)  # what plot_scheduler did before training
         assert plotted == fresh
         assert [plotted(e) for e in range(10)] == [fresh(e) for e in range(10)]
-    factor = build_schedule(parse_spec("f", ARTICLE["factor"]), 10)
+    factor = build_plan(parse_spec("f", ARTICLE["factor"]), 10)
     lr_curve(factor, 11)  # plot it first, as the article did
     # the same object still starts at 0.6; the article's mutated scheduler gave max(0.01, 0.6*0.8**11) here
     assert factor(0) == 0.6
@@ -144,7 +161,45 @@ def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
     ({"type": "StepLR", "base_lr": 0.1}, "missing required argument 'step_size'"),
     ({"type": "StepLR", "base_lr": 0.1, "step_size": 2, "gama": 0.5}, "schedules.s.gama: unknown argument"),
     ({"type": "LambdaLR", "base_lr": 0.1}, "unknown schedule type 'LambdaLR'"),
+    ({"type": "wsd", "base_lr": 0.1, "T": 10, "shape": "sqrt"}, "schedules.s.shape: must be one of linear, cosine, 1-sqrt"),
+    ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 0}, "schedules.s.cooldown: the fraction of T"),
+    ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 0.5, "warmup": 6}, "warmup: must end before the cooldown"),
+    ({"type": "plateau", "base_lr": 0.1, "interval": "step"}, "changes its LR once per epoch"),
+    ({"type": "plateau", "base_lr": 0.1, "warmup": 1}, "warmup: not supported for the metric-driven"),
+    ({"type": "cosine", "base_lr": 0.1, "T": 10, "final_lr": 0, "optimizer": "schedule_free_sgd"},
+     "schedule_free_sgd replaces the schedule; use type: constant"),
+    ({"type": "constant", "lr": 1.0, "optimizer": "schedule_free_sgd", "momentum": 0.0}, "needs 0 < momentum < 1"),
+    ({"type": "constant", "lr": 1.0, "optimizer": "schedule_free_sgd", "interval": "epoch"}, "remove 'interval'"),
+    ({"type": "constant", "lr": 1.0, "optimizer": "adam"}, "optimizer: must be one of sgd, schedule_free_sgd"),
 ])
 def test_invalid_schedules_name_the_key(spec: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_spec("s", spec)
+
+
+def test_plan_carries_interval_and_metric_rule() -> None:
+    step = build_plan(parse_spec("c", {**ARTICLE["cosine_warmup"], "interval": "step"}), 10)
+    assert (step.interval, step.per_step, step.optimizer, step.metric_driven) == ("step", True, "sgd", False)
+    plateau = build_plan(parse_spec("p", {"type": "plateau", "base_lr": 0.1, "patience": 0, "threshold": 10.0}), 10)
+    assert plateau.metric_driven and not plateau.per_step
+    assert [plateau(e, [1.0, 1.0]) for e in range(3)] == pytest.approx([0.1, 0.01, 0.001])
+
+
+def test_schedule_free_plan_is_its_warmup_then_a_constant() -> None:
+    spec = parse_spec("sf", {"type": "constant", "lr": 2.0, "warmup": 0.5, "optimizer": "schedule_free_sgd"})
+    assert (spec.momentum, spec.as_dict()["optimizer"]) == (0.9, "schedule_free_sgd")
+    plan = build_plan(spec, steps_per_epoch=10)
+    assert (plan.interval, plan.warmup_steps) == ("step", 5)
+    # schedulefree ramps lr * (k + 1) / warmup_steps at step k; the optimizer itself is given the constant
+    assert [plan(k / 10) for k in range(7)] == pytest.approx([0.4, 0.8, 1.2, 1.6, 2.0, 2.0, 2.0])
+    assert {plan.lr_to_set(k / 10) for k in range(30)} == {2.0}
+
+
+@pytest.mark.parametrize("spec", [*ARTICLE.values(), *EXTRA.values(),
+                                  {"type": "constant", "lr": 1.0, "warmup": 1, "optimizer": "schedule_free_sgd"},
+                                  {"type": "plateau", "base_lr": 0.1, "momentum": 0.9}],
+                         ids=[*ARTICLE, *EXTRA, "schedule_free", "plateau"])
+def test_a_spec_round_trips_through_as_dict(spec: dict) -> None:
+    """Tuning rebuilds a schedule from ``as_dict()`` plus the trial's params: it must parse back."""
+    parsed = parse_spec("s", spec)
+    assert parse_spec("s", parsed.as_dict()) == parsed

@@ -87,6 +87,16 @@ def test_training_against_a_real_mlflow_server(proj: Path, tmp_path: Path, mlflo
     assert {"lr_curve.png", "training_curves.png", "history.json", "config.yaml", "model.pt"} <= names
     png = Path(c.download_artifacts(r.info.run_id, "training_curves.png", str(tmp_path)))
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert p["schedule.optimizer"] == "sgd"
+    # what it trained and was scored on, in the runs table's Datasets column
+    inputs = {(d.dataset.name, d.dataset.digest, d.tags[0].value) for d in r.inputs.dataset_inputs}
+    assert inputs == {("fashion-mnist-train", tags["lrsched.data_md5"], "training"),
+                      ("fashion-mnist-test", tags["lrsched.data_md5"], "evaluation")}
+    # the trained model as a logged model with a signature, linked to the run
+    models = c.search_logged_models([r.info.experiment_id])
+    assert [m.source_run_id for m in models] == [r.info.run_id]
+    exp = c.get_experiment(r.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_unreachable_server_fails_before_training(proj: Path, tmp_path: Path) -> None:
@@ -178,3 +188,49 @@ def test_mlflow_run_entry_point_logs_one_run_with_overrides(proj: Path, tmp_path
     assert (r.data.params["schedule.base_lr"], r.data.params["schedule.T"], r.data.params["train.epochs"]) == \
         ("0.3", "4", "2")
     assert len(c.get_metric_history(r.info.run_id, "test_acc")) == 2
+
+
+def test_runs_of_killed_processes_are_marked_killed_on_the_next_start(tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    from lrsched.tracking import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    first = MlflowTracker("lrsched")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is gone, as after SIGKILL or the OOM killer
+    host = socket.gethostname()
+    c = first.client
+    orphan = c.create_run(first.experiment_id, tags={"lrsched.host": host, "lrsched.pid": str(dead.pid)})
+    live = c.create_run(first.experiment_id, tags={"lrsched.host": host, "lrsched.pid": str(os.getpid())})
+    elsewhere = c.create_run(first.experiment_id, tags={"lrsched.host": "another-host", "lrsched.pid": "1"})
+
+    MlflowTracker("lrsched")  # the next stage starts
+    assert c.get_run(orphan.info.run_id).info.status == "KILLED"
+    assert f"process {dead.pid} on {host} ended" in c.get_run(orphan.info.run_id).data.tags["lrsched.killed_reason"]
+    assert c.get_run(live.info.run_id).info.status == "RUNNING"       # its process is this test
+    assert c.get_run(elsewhere.info.run_id).info.status == "RUNNING"  # not ours to judge
+
+
+def test_registered_model_loads_back_and_classifies(tmp_path: Path, monkeypatch, toy_root: Path) -> None:
+    import mlflow.pytorch
+    import torch
+
+    from lrsched.data import load_split
+    from lrsched.model import lenet
+    from lrsched.tracking import REGISTERED_MODEL, MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    tracker = MlflowTracker("lrsched")
+    torch.manual_seed(3)
+    model = lenet().eval()
+    images = load_split(toy_root, train=False).x[:5]
+    with tracker.run("cosine", {}, {}) as logger:
+        uri = logger.log_model(model, images[:2])
+    assert tracker.register_model(uri, alias="cosine") == f"models:/{REGISTERED_MODEL}@cosine"
+    loaded = mlflow.pytorch.load_model(f"models:/{REGISTERED_MODEL}@cosine")
+    with torch.no_grad():
+        assert torch.equal(loaded(images).argmax(1), model(images).argmax(1))
+        assert loaded(images).shape == (5, 10)
+    assert tracker.ui_url().endswith(f"/#/experiments/{tracker.experiment_id}?workflowType=machine_learning")

@@ -10,7 +10,7 @@ import torch
 from lrsched import schedules as S
 from lrsched.data import load_split
 from lrsched.model import lenet
-from lrsched.registry import build_schedule, parse_spec
+from lrsched.registry import build_plan, parse_spec
 from lrsched import trainer
 from lrsched.callbacks import Callback
 from lrsched.results import SeedResult, mean_history, summarize
@@ -64,7 +64,7 @@ def test_defect2_torch_multistep_really_drives_the_trained_net(splits) -> None:
     train, test = splits
     opts = FitOptions(epochs=4, batch_size=64, progress=False)
     spec = parse_spec("m", {"type": "MultiStepLR", "base_lr": 0.5, "milestones": [1, 3], "gamma": 0.5})
-    torch_run = fit(build_schedule(spec, 10), train, {"test": test}, seed=0, opts=opts)
+    torch_run = fit(build_plan(spec, 10), train, {"test": test}, seed=0, opts=opts)
     ours = fit(S.MultiFactor(0.5, (1, 3), 0.5), train, {"test": test}, seed=0, opts=opts)
     const = fit(S.Constant(0.5), train, {"test": test}, seed=0, opts=opts)
     assert [r["lr"] for r in torch_run.history] == [0.5, 0.25, 0.25, 0.125]
@@ -82,8 +82,8 @@ def test_step_interval_warmup_does_not_waste_epoch0(splits) -> None:
         def on_step(self, step: int, t: float, lr: float) -> None:
             steps.append((step, t, lr))
 
-    opts = FitOptions(epochs=3, batch_size=64, progress=False, interval=spec.interval)
-    result = fit(build_schedule(spec, 10), train, {"test": test}, seed=0, opts=opts, callbacks=[Recorder()])
+    opts = FitOptions(epochs=3, batch_size=64, progress=False)
+    result = fit(build_plan(spec, 10), train, {"test": test}, seed=0, opts=opts, callbacks=[Recorder()])
     n = len(steps) // 3
     assert n == 10  # 600 images / batch 64
     assert steps[0][2] == 0.0 and all(lr > 0 for _, _, lr in steps[1:])
@@ -162,3 +162,42 @@ def test_paired_seeds_same_init_and_data_order_for_every_schedule(splits, monkey
     assert [k for k, _ in seen["cosine-0"]] == ["init", "order", "order", "order"]  # 3 epochs
     assert same(seen["cosine-0"], seen["factor-0"])      # same seed, another schedule: identical
     assert not same(seen["cosine-0"], seen["cosine-1"])  # another seed: other init and order
+
+
+def test_schedule_free_evaluates_and_returns_the_averaged_weights(splits, monkeypatch) -> None:
+    train, test = splits
+    plan = build_plan(parse_spec("sf", {"type": "constant", "lr": 0.5, "warmup": 1,
+                                        "optimizer": "schedule_free_sgd"}), steps_per_epoch=10)
+    made, seen, stepped = [], [], []
+    real_make, real_evaluate = trainer.make_optimizer, trainer.evaluate
+
+    def spy_make(*args, **kwargs):
+        made.append(real_make(*args, **kwargs))
+        return made[-1]
+
+    def spy_evaluate(model, *args, **kwargs):
+        opt = made[0]
+        z = [opt.state[p]["z"] for p in opt.param_groups[0]["params"]]
+        seen.append((opt.param_groups[0]["train_mode"],
+                     any(not torch.equal(p, zp) for p, zp in zip(model.parameters(), z)),
+                     [p.detach().clone() for p in model.parameters()]))
+        return real_evaluate(model, *args, **kwargs)
+
+    class Recorder(Callback):
+        def on_step(self, step: int, t: float, lr: float) -> None:
+            stepped.append(lr)
+
+    monkeypatch.setattr(trainer, "make_optimizer", spy_make)
+    monkeypatch.setattr(trainer, "evaluate", spy_evaluate)
+    opts = FitOptions(epochs=3, batch_size=64, progress=False, momentum=0.9)
+    result = fit(plan, train, {"test": test}, seed=0, opts=opts, callbacks=[Recorder()])
+    assert type(made[0]).__name__ == "SGDScheduleFree"
+    assert len(seen) == 3
+    # every evaluation ran in eval mode, on the average x (which differs from the SGD sequence z)
+    assert all(mode is False and differs for mode, differs, _ in seen)
+    # the returned model (what is saved) holds the averaged weights that were evaluated last
+    assert all(torch.equal(p, q) for p, q in zip(result.model.parameters(), seen[-1][2]))
+    # the logged LR is what the optimizer applied: its own warmup over 10 steps, then the constant
+    assert stepped[:10] == pytest.approx([0.05 * (k + 1) for k in range(10)])
+    assert set(stepped[10:]) == {0.5} and made[0].param_groups[0]["scheduled_lr"] == 0.5
+    assert result.history[-1]["train_acc"] > 0.3  # it learns the toy task (chance: 0.1)

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from helpers import assert_config_error, env, free_port, project_copy, stage
+from helpers import TOY_SPACE_OVERRIDE, assert_config_error, env, free_port, project_copy, stage
 from lrsched.config import load_config
+from lrsched.errors import ConfigError
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -37,11 +38,11 @@ def test_search_space_errors_name_the_key(override: str, message: str) -> None:
 def test_changed_space_starts_a_new_study() -> None:
     from lrsched.tuning import study_name
 
-    cfg = load_config(ROOT / "params.yaml")
-    wider = load_config(ROOT / "params.yaml", ["tune.space.cosine.base_lr.high=2.0"])
+    cfg = load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE])
+    wider = load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE, "tune.space.cosine.base_lr.high=2.0"])
     assert study_name(cfg, "cosine") != study_name(wider, "cosine")
     assert study_name(cfg, "cosine").startswith("cosine-")
-    assert study_name(cfg, "linear") == study_name(wider, "linear")
+    assert study_name(cfg, "cosine") == study_name(load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE]), "cosine")
 
 
 # --- in-process studies on toy data ------------------------------------------------------------
@@ -50,7 +51,7 @@ def test_changed_space_starts_a_new_study() -> None:
 def toy_cfg(tmp_path: Path, toy_root: Path):
     return load_config(ROOT / "params.yaml", [
         f"data.root={toy_root}", "train.epochs=3", "train.batch_size=64", "train.workers=1", "tune.val_size=100",
-        f"tune.storage={tmp_path}/optuna.db", "tracking.enabled=false",
+        f"tune.storage={tmp_path}/optuna.db", "tracking.enabled=false", TOY_SPACE_OVERRIDE,
     ])
 
 
@@ -236,8 +237,8 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
                                                                  "storage": postgres})
     e = env(tmp_path)
     stage("download", cwd=proj, environ=e)
-    name = study_name(load_config(proj / "params.yaml"), "linear")
-    cmd = [sys.executable, "stages/tune.py", "--schedule", "linear", "--worker"]
+    name = study_name(load_config(proj / "params.yaml"), "cosine")
+    cmd = [sys.executable, "stages/tune.py", "--schedule", "cosine", "--worker"]
     # Create Optuna's tables first: two workers doing it at once on an empty database race
     # (one fails with a duplicate pg_type row). Noted as a known limitation in the README.
     import optuna
@@ -258,7 +259,10 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
             break
         time.sleep(0.2)
     else:
-        raise AssertionError("workers never ran two trials at once")
+        for w in workers:
+            w.kill()
+        raise AssertionError("workers never ran two trials at once:\n" +
+                             "\n".join(w.communicate()[1][-1500:] for w in workers))
     workers[0].send_signal(signal.SIGKILL)
     _, err = workers[1].communicate(timeout=400)
     assert workers[1].returncode == 0, err[-2000:]
@@ -292,3 +296,54 @@ def test_workers_flag_runs_local_processes_on_one_study(tmp_path: Path, toy_file
     assert tuned["storage"] == postgres.replace("lrsched@", "lrsched:***@")  # the password is masked
     written = "".join(p.read_text() for p in proj.rglob("*.json"))
     assert "s3cret-marker" not in proc.stdout + proc.stderr + written
+
+
+def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> None:
+    """A tuned `plateau` once trained at a constant LR (its metric rule was lost on the way to the trial)."""
+    from lrsched import tuning
+    from lrsched.callbacks import NullTracker
+
+    cfg = load_config(ROOT / "params.yaml", [
+        f"data.root={toy_cfg.data.root}", "train.epochs=3", "train.batch_size=64", "train.workers=1",
+        "tune.val_size=100", f"tune.storage={toy_cfg.tune.storage}", "tracking.enabled=false",
+        "schedules.plateau={type: plateau, base_lr: 0.2, factor: 0.5, patience: 0, threshold: 10.0}",
+        "tune.space={plateau: {factor: {type: float, low: 0.25, high: 0.5}}}",
+    ])
+    lrs = []
+    real_fit = tuning.fit
+
+    def spy(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        lrs.append([r["lr"] for r in result.history])
+        return result
+
+    monkeypatch.setattr(tuning, "fit", spy)
+    study = tuning.run_study(cfg, "plateau", NullTracker(), n_trials=2)
+    # threshold 10: the loss never "improves", so every epoch after the first multiplies the LR by factor
+    for trial, trained in zip(study.trials, lrs):
+        f = trial.params["factor"]
+        assert trained == pytest.approx([0.2, 0.2 * f, 0.2 * f * f])
+
+
+def test_high_lr_find_takes_the_range_tests_divergence_lr(tmp_path: Path) -> None:
+    from lrsched.search_space import resolve_lr_find
+
+    cfg = load_config(ROOT / "params.yaml")
+    assert cfg.tune.space["linear"]["base_lr"]["high"] == "lr_find"
+    resolved = resolve_lr_find(cfg.tune, 1.06)
+    assert resolved.space["linear"]["base_lr"] == {"type": "float", "low": 0.01, "high": 1.06, "log": True}
+    assert resolved.space["schedule_free"] == cfg.tune.space["schedule_free"]  # its own numeric bound
+    with pytest.raises(ConfigError, match=r"high: lr_find = 0.005.*low \(0.01\) must be smaller than high"):
+        resolve_lr_find(cfg.tune, 0.005)
+
+
+def test_a_space_bounded_by_lr_find_needs_the_range_test_first(tmp_path: Path, toy_files) -> None:
+    space = {"linear": {"base_lr": {"type": "float", "low": 0.01, "high": "lr_find", "log": True}}}
+    proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False}, tune={"space": space})
+    proc = stage("tune", "--schedule", "linear", "--lr-find", "metrics/lr_find.json", cwd=proj,
+                 environ=env(tmp_path), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: metrics/lr_find.json: missing, and tune.space uses `high: lr_find`; run the range test first "
+        "(`dvc repro lr_find` or `python stages/lr_find.py`)")
+    assert not (proj / "tuned").exists()

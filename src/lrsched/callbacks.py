@@ -41,12 +41,22 @@ class RunLogger(Callback):
     def mark_diverged(self, message: str) -> None:
         """Record that the run diverged (it is not a result)."""
 
+    def log_dataset(self, name: str, digest: str, source: str, context: str) -> None:
+        """Record what the run trained or was evaluated on (``context``: training, validation, test)."""
+
+    def log_model(self, model: Any, example: Any) -> str | None:
+        """Log the trained model with its signature; returns its URI, or None when not tracked."""
+        return None
+
 
 class Tracker(Protocol):
     """Creates one tracked run per training; picklable, so worker processes can use it."""
 
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
             parent: str | None = None) -> ContextManager[RunLogger]: ...
+
+    def register_model(self, model_uri: str, alias: str) -> str | None:
+        """Register a logged model under the project's registered model, as ``@alias``."""
 
 
 class NullTracker:
@@ -56,3 +66,6 @@ class NullTracker:
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
             parent: str | None = None) -> Iterator[RunLogger]:
         yield RunLogger()
+
+    def register_model(self, model_uri: str, alias: str) -> str | None:
+        return None

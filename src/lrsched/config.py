@@ -80,6 +80,19 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class LrFindConfig:
+    """The LR range test (Smith 2017): one short run with the LR raised exponentially."""
+
+    start_lr: float = 1e-3
+    end_lr: float = 10.0
+    max_epochs: float = 1.0        # at most this much of an epoch
+    smoothing: float = 0.9         # EMA of the loss (debiased); ~10 batches
+    diverge_factor: float = 2.0    # stop when a batch's loss exceeds this times the smoothed minimum
+    momentum: float = 0.0          # the article's plain SGD
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig
     train: TrainConfig
@@ -87,6 +100,7 @@ class Config:
     tracking: TrackingConfig
     tune: TuneConfig
     raw: dict[str, Any]  # the resolved mapping, for logging
+    lr_find: LrFindConfig = LrFindConfig()
 
 
 def _section(cls: type, where: str, raw: Any) -> Any:
@@ -178,7 +192,7 @@ def read_params(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-SECTIONS = ("data", "train", "schedules", "tracking", "tune")
+SECTIONS = ("data", "train", "schedules", "tracking", "tune", "lr_find")
 
 
 def parse_config(raw: dict[str, Any]) -> Config:
@@ -197,7 +211,22 @@ def parse_config(raw: dict[str, Any]) -> Config:
     from lrsched.search_space import check_tune  # local: keeps config importable on its own
 
     check_tune(tune, specs)
-    return Config(data, train, specs, tracking, tune, raw)
+    lr_find = _section(LrFindConfig, "lr_find", raw.get("lr_find"))
+    _check_lr_find(lr_find)
+    return Config(data, train, specs, tracking, tune, raw, lr_find)
+
+
+def _check_lr_find(c: LrFindConfig) -> None:
+    if not 0 < c.start_lr < c.end_lr:
+        raise ConfigError(f"lr_find: need 0 < start_lr < end_lr, got start_lr={c.start_lr}, end_lr={c.end_lr}")
+    if not 0 < c.max_epochs <= 1:
+        raise ConfigError(f"lr_find.max_epochs: must be in (0, 1] (a range test is short), got {c.max_epochs}")
+    if not 0 <= c.smoothing < 1:
+        raise ConfigError(f"lr_find.smoothing: must be in [0, 1), got {c.smoothing}")
+    if c.diverge_factor <= 1:
+        raise ConfigError(f"lr_find.diverge_factor: must be > 1, got {c.diverge_factor}")
+    if not 0 <= c.momentum < 1 or c.weight_decay < 0:
+        raise ConfigError("lr_find.momentum must be in [0, 1) and lr_find.weight_decay >= 0")
 
 
 def load_config(path: str | Path = "params.yaml", overrides: Iterable[str] = ()) -> Config:

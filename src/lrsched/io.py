@@ -36,3 +36,29 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def project_root() -> Path:
+    """The project the stores belong to, however a stage was started.
+
+    ``dvc exp run --queue`` runs each experiment in a temporary copy under
+    ``.dvc/tmp/exps/`` and sets ``DVC_ROOT`` to the real project: relative
+    store paths (mlflow.db, mlruns/, optuna/optuna.db) are resolved there, not
+    in the copy that DVC deletes afterwards.
+    """
+    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive lock between processes on this machine (``fcntl``), held for the block."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # files only; no display on CI or servers
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lrsched.io import atomic_path  # noqa: E402
-from lrsched.registry import AnySchedule, lr_curve  # noqa: E402
-from lrsched.schedules import Plateau  # noqa: E402
+from lrsched.registry import lr_curve  # noqa: E402
+from lrsched.schedules import Plan  # noqa: E402
 
 POINTS_PER_EPOCH = 20
 
@@ -23,21 +23,23 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_lr_curves(schedules: Mapping[str, AnySchedule], intervals: Mapping[str, str], epochs: int,
-                   path: str | Path, title: str = "Learning rate schedules") -> None:
-    """Every schedule's LR vs epoch, computed from the schedules alone (no training).
+def plot_lr_curves(plans: Mapping[str, Plan], epochs: int, path: str | Path,
+                   title: str = "Learning rate schedules") -> None:
+    """Every schedule's LR vs epoch, computed from the plans alone (no training).
 
     ``interval: epoch`` schedules are drawn as steps (the LR is held through each
     epoch); ``interval: step`` ones as smooth curves.
     """
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for name, schedule in schedules.items():
-        label = name + (" (metric-driven: shown without plateaus)" if isinstance(schedule, Plateau) else "")
-        if intervals.get(name) == "step":
-            ts, lrs = lr_curve(schedule, epochs, POINTS_PER_EPOCH)
-            ax.plot(ts + [epochs], lrs + [schedule(epochs)], label=label)
+    for name, plan in plans.items():
+        label = name + (" (metric-driven: shown without plateaus)" if plan.metric_driven else "")
+        if plan.optimizer != "sgd":
+            label += f" ({plan.optimizer})"
+        if plan.per_step:
+            ts, lrs = lr_curve(plan, epochs, POINTS_PER_EPOCH)
+            ax.plot(ts + [epochs], lrs + [plan(epochs)], label=label)
         else:
-            ts, lrs = lr_curve(schedule, epochs)
+            ts, lrs = lr_curve(plan, epochs)
             ax.step(ts + [epochs], lrs + [lrs[-1]], where="post", label=label)
     ax.set(xlabel="epoch", ylabel="learning rate", title=title, xlim=(0, epochs))
     ax.set_ylim(bottom=0)
@@ -179,4 +181,23 @@ def plot_final_accuracy(metrics: Mapping[str, Mapping], tuned: Mapping[str, Mapp
     ax.set(xlabel="final test accuracy", title=title)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], suggestion: float,
+                 divergence: float | None, path: str | Path) -> None:
+    """The LR range test: loss against LR (log axis), the suggestion and the divergence point marked."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    ax.plot(lrs, losses, color="0.75", lw=0.8, label="loss per batch")
+    ax.plot(lrs, smoothed, color="C0", lw=2, label="smoothed loss")
+    ax.axvline(suggestion, color="C2", ls="--", label=f"suggested lr {suggestion:.3g} (min/10)")
+    if divergence is not None:
+        ax.axvline(divergence, color="C3", ls="--", label=f"diverged at lr {divergence:.3g}")
+    finite = [v for v in smoothed if v == v and v != float("inf")]
+    if finite:  # keep the interesting range: from below the minimum to a bit above the start
+        ax.set_ylim(min(finite) * 0.9, max(smoothed[0], min(finite)) * 1.6)
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title="LR range test (one run, seed 0)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left")
     _save(fig, path)

@@ -10,19 +10,21 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 from lrsched import schedules as S
 from lrsched.errors import ConfigError
 from lrsched.torch_adapter import build_torch_schedule, torch_scheduler_names
 
-AnySchedule = Union[S.Schedule, S.Plateau]
 INTERVALS = ("epoch", "step")
 # Keys every schedule accepts; the rest belong to its type. `momentum` and `weight_decay` are the
 # SGD settings this schedule trains with (default: train.momentum / train.weight_decay), so a
 # tuning space can search them together with the schedule.
 OPTIMIZER_KEYS = ("momentum", "weight_decay")
-COMMON_KEYS = {"type", "interval", "warmup", "warmup_begin_lr", *OPTIMIZER_KEYS}
+COMMON_KEYS = {"type", "interval", "warmup", "warmup_begin_lr", "optimizer", *OPTIMIZER_KEYS}
+# Types whose `warmup` is part of their own shape, not the generic Warmup wrapper.
+OWN_WARMUP = {"noam": ("warmup",), "wsd": ("warmup", "warmup_begin_lr")}
+SCHEDULE_FREE_MOMENTUM = 0.9  # schedulefree's default; it needs 0 < momentum < 1
 
 
 def _noam(base_lr: float, warmup: float) -> S.Schedule:
@@ -39,7 +41,7 @@ def _multi_factor(base_lr: float, milestones: list[float], gamma: float = 0.1) -
     return S.MultiFactor(base_lr, tuple(milestones), gamma)
 
 
-TYPES: dict[str, Callable[..., AnySchedule]] = {
+TYPES: dict[str, Callable[..., S.Schedule]] = {
     "constant": S.Constant,
     "square_root": S.SquareRoot,
     "factor": S.Factor,
@@ -52,6 +54,8 @@ TYPES: dict[str, Callable[..., AnySchedule]] = {
     "one_cycle": S.one_cycle,
     "cosine_restarts": S.CosineRestarts,
     "plateau": S.Plateau,
+    "wsd": S.WSD,
+    "rex": S.Rex,
 }
 # The peak LR of each type: it must be strictly positive.
 _PEAK_KEYS = {"lr", "base_lr", "max_lr"}
@@ -70,13 +74,17 @@ class ScheduleSpec:
     warmup_begin_lr: float = 0.0
     momentum: float | None = None       # None: train.momentum
     weight_decay: float | None = None   # None: train.weight_decay
+    optimizer: str = "sgd"
 
     @property
     def is_torch(self) -> bool:
         return self.type not in TYPES
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, **self.params, "interval": self.interval}
+        out: dict[str, Any] = {"type": self.type, **self.params, "interval": self.interval,
+                               "optimizer": self.optimizer}
+        if self.optimizer == "schedule_free_sgd":
+            del out["interval"]  # implied (its warmup is per step); parse_spec rejects it
         if self.warmup:
             out.update(warmup=self.warmup, warmup_begin_lr=self.warmup_begin_lr)
         for key in OPTIMIZER_KEYS:
@@ -105,6 +113,7 @@ def parse_spec(name: str, raw: Any) -> ScheduleSpec:
     type_ = raw.pop("type", name)
     if not isinstance(type_, str) or (type_ not in TYPES and type_ not in torch_scheduler_names()):
         raise ConfigError(f"{where}.type: unknown schedule type {type_!r}; valid: {valid_types()}")
+    explicit_interval = "interval" in raw
     interval = raw.pop("interval", "epoch")
     if interval not in INTERVALS:
         raise ConfigError(f"{where}.interval: must be 'epoch' or 'step', got {interval!r}")
@@ -112,9 +121,12 @@ def parse_spec(name: str, raw: Any) -> ScheduleSpec:
     begin = _number(f"{where}.warmup_begin_lr", raw.pop("warmup_begin_lr", 0.0))
     if warmup < 0 or begin < 0:
         raise ConfigError(f"{where}: warmup and warmup_begin_lr must be >= 0")
-    if type_ == "noam" and warmup:
-        # noam's own `warmup` is its ramp: keep it a type parameter, not the generic wrapper.
-        raw["warmup"], warmup = warmup, 0.0
+    if type_ in OWN_WARMUP:
+        # noam's and wsd's warmup is part of their shape: a type parameter, not the generic wrapper.
+        for key, value in zip(OWN_WARMUP[type_], (warmup, begin)):
+            if value:
+                raw[key] = value
+        warmup, begin = 0.0, 0.0
     optimizer = {}
     for key in OPTIMIZER_KEYS:
         if key in raw:
@@ -123,13 +135,40 @@ def parse_spec(name: str, raw: Any) -> ScheduleSpec:
                 raise ConfigError(f"{where}.{key}: must be >= 0, got {optimizer[key]}")
     if optimizer.get("momentum", 0.0) >= 1:
         raise ConfigError(f"{where}.momentum: must be < 1, got {optimizer['momentum']}")
-    spec = ScheduleSpec(name, type_, raw, interval, warmup, begin, **optimizer)
-    build_schedule(spec, steps_per_epoch=1)  # fail now, not mid-pipeline
+    optimizer_name = raw.pop("optimizer", "sgd")
+    if optimizer_name not in S.OPTIMIZERS:
+        raise ConfigError(f"{where}.optimizer: must be one of {', '.join(S.OPTIMIZERS)}, got {optimizer_name!r}")
+    if optimizer_name == "schedule_free_sgd":
+        interval = _check_schedule_free(where, type_, explicit_interval, optimizer)
+    if type_ == "plateau" and interval == "step":
+        raise ConfigError(f"{where}.interval: 'plateau' changes its LR once per epoch, from the epoch's loss; "
+                          "remove 'interval: step'")
+    spec = ScheduleSpec(name, type_, raw, interval, warmup, begin, **optimizer, optimizer=optimizer_name)
+    build_plan(spec, steps_per_epoch=1)  # fail now, not mid-pipeline
     return spec
+
+
+def _check_schedule_free(where: str, type_: str, explicit_interval: bool, optimizer: dict[str, float]) -> str:
+    """Schedule-free SGD replaces the schedule: a constant LR, warmed up per step by the optimizer."""
+    if type_ != "constant":
+        raise ConfigError(f"{where}.type: schedule_free_sgd replaces the schedule; use type: constant "
+                          f"(with an optional warmup), got {type_!r}")
+    if explicit_interval:
+        raise ConfigError(f"{where}.interval: schedule_free_sgd warms up per step inside the optimizer; "
+                          "remove 'interval'")
+    momentum = optimizer.setdefault("momentum", SCHEDULE_FREE_MOMENTUM)
+    if not 0 < momentum < 1:
+        raise ConfigError(f"{where}.momentum: schedule_free_sgd needs 0 < momentum < 1 (it averages with it), "
+                          f"got {momentum}; use e.g. 0.9")
+    return "step"
 
 
 def _check_values(where: str, params: dict[str, Any]) -> None:
     for key, value in params.items():
+        if key == "shape":
+            if value not in S.COOLDOWNS:
+                raise ConfigError(f"{where}.shape: must be one of {', '.join(S.COOLDOWNS)}, got {value!r}")
+            continue
         if key == "milestones":
             if not isinstance(value, list) or not value:
                 raise ConfigError(f"{where}.milestones: must be a non-empty list of epochs, got {value!r}")
@@ -146,20 +185,34 @@ def _check_values(where: str, params: dict[str, Any]) -> None:
             raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}")
         if key in {"pct_start"} and not 0 < v < 1:
             raise ConfigError(f"{where}.{key}: must be between 0 and 1, got {value!r}")
+        if key == "cooldown" and not 0 < v <= 1:
+            raise ConfigError(f"{where}.cooldown: the fraction of T spent cooling down, in (0, 1]; got {value!r}")
         if key in {"patience", "cooldown", "warmup"} and v < 0:
             raise ConfigError(f"{where}.{key}: must be >= 0, got {value!r}")
 
 
-def build_schedule(spec: ScheduleSpec, steps_per_epoch: int) -> AnySchedule:
-    """Turn a spec into a schedule of time in epochs.
+def build_plan(spec: ScheduleSpec, steps_per_epoch: int) -> S.Plan:
+    """Turn a spec into its plan: the schedule of time in epochs, its interval and optimizer.
 
-    ``steps_per_epoch`` only matters for torch classes with ``interval: step``,
-    whose arguments count optimizer steps rather than epochs.
+    ``steps_per_epoch`` matters for torch classes with ``interval: step`` (their
+    arguments count optimizer steps) and for schedule-free SGD's warmup in steps.
     """
+    schedule = _build_schedule(spec, steps_per_epoch)
+    if spec.optimizer == "schedule_free_sgd":
+        if spec.warmup_begin_lr:
+            raise ConfigError(f"schedules.{spec.name}.warmup_begin_lr: schedule_free_sgd warms up from lr/steps "
+                              "by itself; remove it")
+        lr = schedule.inner.lr if isinstance(schedule, S.Warmup) else schedule.lr
+        steps = round(spec.warmup * steps_per_epoch)
+        return S.Plan(S.StepWarmup(lr, steps, steps_per_epoch), spec.interval, spec.optimizer, steps, lr)
+    return S.Plan(schedule, spec.interval, spec.optimizer)
+
+
+def _build_schedule(spec: ScheduleSpec, steps_per_epoch: int) -> S.Schedule:
     where = f"schedules.{spec.name}"
     if spec.is_torch:
         units = steps_per_epoch if spec.interval == "step" else 1
-        inner: AnySchedule = build_torch_schedule(spec.name, spec.type, spec.params, units)
+        inner: S.Schedule = build_torch_schedule(spec.name, spec.type, spec.params, units)
     else:
         factory = TYPES[spec.type]
         sig = inspect.signature(factory)
@@ -177,14 +230,17 @@ def build_schedule(spec: ScheduleSpec, steps_per_epoch: int) -> AnySchedule:
                 raise ConfigError(f"{where}.warmup: must be smaller than T ({kwargs['T']}), got {spec.warmup}")
             kwargs["T"] = kwargs["T"] - spec.warmup  # T is the total length, warmup included
         inner = factory(**kwargs)
+        if isinstance(inner, S.WSD) and inner.warmup > inner.T * (1 - inner.cooldown):
+            raise ConfigError(f"{where}.warmup: must end before the cooldown starts at "
+                              f"T * (1 - cooldown) = {inner.T * (1 - inner.cooldown):g}, got {inner.warmup}")
     if spec.warmup:
-        if isinstance(inner, S.Plateau):
+        if inner.metric_driven:
             raise ConfigError(f"{where}.warmup: not supported for the metric-driven 'plateau' type; remove it")
         return S.Warmup(inner, spec.warmup, spec.warmup_begin_lr)
     return inner
 
 
-def lr_curve(schedule: AnySchedule, epochs: int, points_per_epoch: int = 1) -> tuple[list[float], list[float]]:
+def lr_curve(schedule: S.Schedule | S.Plan, epochs: int, points_per_epoch: int = 1) -> tuple[list[float], list[float]]:
     """Sample a schedule without training (``Plateau`` is shown as if the loss always improved)."""
     ts = [i / points_per_epoch for i in range(epochs * points_per_epoch)]
     return ts, [schedule(t) for t in ts]

@@ -29,6 +29,7 @@ class SeedResult:
     seconds: float = 0.0
     final: dict[str, float] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)  # pins, threads, versions, device it ran with
+    model_uri: str | None = None  # the tracked run's logged model (models:/...), when tracked
 
     @classmethod
     def from_fit(cls, seed: int, fitted: Any, environment: dict[str, Any] | None = None) -> "SeedResult":

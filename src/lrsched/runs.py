@@ -19,13 +19,14 @@ import yaml
 
 from lrsched.callbacks import Tracker
 from lrsched.config import Config, flatten
-from lrsched.data import Split, load_split
+from lrsched.data import Split, data_checksum, load_split
 from lrsched.device import resolve_device
 from lrsched.errors import ConfigError
 from lrsched.parallel import run_all, worker_count
 from lrsched.pinning import configure_torch, environment
 from lrsched.plots import plot_lr_curves, plot_training_curves
-from lrsched.registry import AnySchedule, ScheduleSpec, build_schedule
+from lrsched.registry import ScheduleSpec, build_plan
+from lrsched.schedules import Plan
 from lrsched.results import SeedResult
 from lrsched.trainer import FitOptions, fit
 
@@ -57,15 +58,15 @@ def load_datasets(cfg: Config) -> Datasets:
 
 def fit_options(cfg: Config, spec: ScheduleSpec, progress: bool = True, desc: str = "") -> FitOptions:
     t = cfg.train
-    return FitOptions(epochs=t.epochs, batch_size=t.batch_size, interval=spec.interval,
+    return FitOptions(epochs=t.epochs, batch_size=t.batch_size,
                       momentum=t.momentum if spec.momentum is None else spec.momentum,
                       weight_decay=t.weight_decay if spec.weight_decay is None else spec.weight_decay,
                       eval_batch_size=t.eval_batch_size, channels_last=t.channels_last, progress=progress,
                       desc=desc)
 
 
-def schedule_for(spec: ScheduleSpec, n_train: int, batch_size: int) -> AnySchedule:
-    return build_schedule(spec, steps_per_epoch=math.ceil(n_train / batch_size))
+def plan_for(spec: ScheduleSpec, n_train: int, batch_size: int) -> Plan:
+    return build_plan(spec, steps_per_epoch=math.ceil(n_train / batch_size))
 
 
 def run_params(cfg: Config, spec: ScheduleSpec, seed: int) -> dict[str, Any]:
@@ -84,10 +85,10 @@ def run_environment(device: torch.device) -> dict[str, Any]:
     return {**environment(), "device": str(device)}
 
 
-def write_run_artifacts(folder: Path, spec: ScheduleSpec, schedule: AnySchedule, result: SeedResult,
+def write_run_artifacts(folder: Path, spec: ScheduleSpec, plan: Plan, result: SeedResult,
                         params: dict[str, Any], epochs: int, title: str) -> None:
     """The files one tracked run keeps: its LR curve, training curves, history, config, weights."""
-    plot_lr_curves({spec.name: schedule}, {spec.name: spec.interval}, epochs, folder / "lr_curve.png",
+    plot_lr_curves({spec.name: plan}, epochs, folder / "lr_curve.png",
                    title=f"{title}: learning rate")
     if result.history:
         plot_training_curves(result.history, folder / "training_curves.png", title)
@@ -114,21 +115,27 @@ def train_seed(data: Datasets, job: SeedJob) -> SeedResult:
     """Train ``job.name`` with one seed as one tracked run."""
     cfg, name, seed = job.cfg, job.name, job.seed
     spec = get_schedule_spec(cfg, name)
-    schedule = schedule_for(spec, len(data.train), cfg.train.batch_size)
+    plan = plan_for(spec, len(data.train), cfg.train.batch_size)
     params = run_params(cfg, spec, seed)
     env = run_environment(data.device)
     tags = {**job.tags, **{f"lrsched.env.{k}": str(v) for k, v in env.items()}, "lrsched.schedule": name,
             "lrsched.seed": str(seed)}
     desc = f"{name} seed {seed} "
     with job.tracker.run(job.run_name, params, tags, parent=job.parent) as logger:
-        fitted = fit(schedule, data.train, {"test": data.test}, seed,
+        fitted = fit(plan, data.train, {"test": data.test}, seed,
                      fit_options(cfg, spec, progress=job.progress, desc=desc), callbacks=[logger])
         result = SeedResult.from_fit(seed, fitted, env)
+        digest, raw = tags.get("lrsched.data_md5", ""), str(Path(cfg.data.root) / "FashionMNIST" / "raw")
+        for split, context, limit in (("train", "training", cfg.data.limit_train),
+                                      ("test", "evaluation", cfg.data.limit_test)):
+            logger.log_dataset(f"fashion-mnist-{split}" + (f"[:{limit}]" if limit else ""), digest, raw, context)
         if result.diverged:
             log.error("%s (seed %d): %s", name, seed, result.message)
             logger.mark_diverged(result.message)
+        else:
+            result.model_uri = logger.log_model(fitted.model, data.test.x[:2].cpu())
         with tempfile.TemporaryDirectory() as tmp:
-            write_run_artifacts(Path(tmp), spec, schedule, result, params, cfg.train.epochs, f"{name} (seed {seed})")
+            write_run_artifacts(Path(tmp), spec, plan, result, params, cfg.train.epochs, f"{name} (seed {seed})")
             logger.log_artifacts(Path(tmp))
     if not result.diverged:
         log.info("%s seed %d: test_acc %.4f in %.1fs", name, seed, result.final["test_acc"], result.seconds)
@@ -139,6 +146,7 @@ def train_schedule(cfg: Config, name: str, tracker: Tracker, tags: dict[str, str
                    run_name: str | None = None, parent: str | None = None) -> list[SeedResult]:
     """Train ``name`` once per seed in ``train.seeds``, ``train.workers`` processes at a time."""
     get_schedule_spec(cfg, name)
+    tags = {"lrsched.data_md5": data_checksum(cfg.data.root), **tags}
     parallel = worker_count(cfg.train.workers, len(cfg.train.seeds)) > 1
     jobs = [SeedJob(cfg, name, seed, tracker, tags, run_name or name, parent, progress and not parallel)
             for seed in cfg.train.seeds]

@@ -13,13 +13,19 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, ClassVar, Sequence
 
 
 class Schedule:
-    """A pure map from time in epochs to a learning rate."""
+    """A pure map from time in epochs to a learning rate.
 
-    def __call__(self, t: float) -> float:  # pragma: no cover - interface
+    ``metric_driven`` schedules (``Plateau``) also read the losses of the epochs
+    finished so far; every other schedule ignores them.
+    """
+
+    metric_driven: ClassVar[bool] = False
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -27,7 +33,7 @@ class Schedule:
 class Constant(Schedule):
     lr: float
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         return self.lr
 
 
@@ -37,7 +43,7 @@ class SquareRoot(Schedule):
 
     lr: float
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         return self.lr * (t + 1.0) ** -0.5
 
 
@@ -49,7 +55,7 @@ class Factor(Schedule):
     factor: float
     min_lr: float = 0.0
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         return max(self.min_lr, self.base_lr * self.factor**t)
 
 
@@ -58,7 +64,7 @@ class Exponential(Schedule):
     base_lr: float
     gamma: float
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         return self.base_lr * self.gamma**t
 
 
@@ -70,7 +76,7 @@ class MultiFactor(Schedule):
     milestones: tuple[float, ...]
     gamma: float = 0.1
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         return self.base_lr * self.gamma ** bisect_right(self.milestones, t)
 
 
@@ -82,7 +88,7 @@ class Cosine(Schedule):
     final_lr: float
     T: float
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         if t >= self.T:
             return self.final_lr
         return self.final_lr + (self.base_lr - self.final_lr) * (1 + math.cos(math.pi * t / self.T)) / 2
@@ -97,7 +103,7 @@ class Polynomial(Schedule):
     final_lr: float = 0.0
     power: float = 1.0
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         frac = min(t / self.T, 1.0)
         return self.final_lr + (self.base_lr - self.final_lr) * (1.0 - frac) ** self.power
 
@@ -109,7 +115,7 @@ class InverseSqrt(Schedule):
     base_lr: float
     offset: float
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         return self.base_lr * math.sqrt(self.offset / (t + self.offset))
 
 
@@ -122,11 +128,79 @@ class CosineRestarts(Schedule):
     final_lr: float = 0.0
     T_mult: float = 1.0
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         start, length = 0.0, self.T_0
         while t >= start + length:  # cycles grow geometrically, so this loop is short
             start, length = start + length, length * self.T_mult
         return Cosine(self.base_lr, self.final_lr, length)(t - start)
+
+
+@dataclass(frozen=True)
+class Rex(Schedule):
+    """REX (Chen et al., MLSys 2022): ``final + (base - final) * (1 - p) / (1 - p/2)``, ``p = t/T``.
+
+    The paper's profile; some libraries ship a different "rex" curve.
+    """
+
+    base_lr: float
+    T: float
+    final_lr: float = 0.0
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
+        p = min(t / self.T, 1.0)
+        return self.final_lr + (self.base_lr - self.final_lr) * (1.0 - p) / (1.0 - p / 2.0)
+
+
+# WSD cooldown shapes: the fraction of (base - final) left at progress p in [0, 1] of the cooldown.
+COOLDOWNS: dict[str, Callable[[float], float]] = {
+    "linear": lambda p: 1.0 - p,
+    "cosine": lambda p: (1.0 + math.cos(math.pi * p)) / 2.0,
+    "1-sqrt": lambda p: 1.0 - math.sqrt(p),  # Hägele et al. 2024
+}
+
+
+@dataclass(frozen=True)
+class WSD(Schedule):
+    """Warmup-stable-decay: a linear warmup to ``base_lr``, hold, then cool down to ``final_lr``.
+
+    The cooldown takes the last ``cooldown`` fraction of the run ``T`` (warmup included),
+    shaped by ``shape`` (see ``COOLDOWNS``); after ``T`` the LR stays at ``final_lr``.
+    """
+
+    base_lr: float
+    T: float
+    cooldown: float = 0.2
+    final_lr: float = 0.0
+    shape: str = "1-sqrt"
+    warmup: float = 0.0
+    warmup_begin_lr: float = 0.0
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
+        if t < self.warmup:
+            return self.warmup_begin_lr + (self.base_lr - self.warmup_begin_lr) * t / self.warmup
+        start = self.T * (1.0 - self.cooldown)
+        if t < start:
+            return self.base_lr
+        p = min((t - start) / (self.T - start), 1.0)
+        return self.final_lr + (self.base_lr - self.final_lr) * COOLDOWNS[self.shape](p)
+
+
+@dataclass(frozen=True)
+class StepWarmup(Schedule):
+    """``lr * min((k + 1) / steps, 1)`` at optimizer step ``k = t * steps_per_epoch``.
+
+    The warmup schedule-free SGD applies inside its optimizer (``warmup_steps``), as a curve.
+    """
+
+    lr: float
+    warmup_steps: int
+    steps_per_epoch: int
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
+        if not self.warmup_steps:
+            return self.lr
+        k = int(math.floor(t * self.steps_per_epoch + 1e-9))
+        return self.lr * min((k + 1) / self.warmup_steps, 1.0)
 
 
 @dataclass(frozen=True)
@@ -137,7 +211,7 @@ class Warmup(Schedule):
     epochs: float
     start_lr: float = 0.0
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         if t < self.epochs:
             return self.start_lr + (self.inner(0.0) - self.start_lr) * t / self.epochs
         return self.inner(t - self.epochs)
@@ -150,7 +224,7 @@ class Phases(Schedule):
     lengths: tuple[float, ...]
     phases: tuple[Schedule, ...]
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         start = 0.0
         for length, phase in zip(self.lengths[:-1], self.phases[:-1]):
             if t < start + length:
@@ -160,7 +234,7 @@ class Phases(Schedule):
 
 
 @dataclass(frozen=True)
-class Plateau:
+class Plateau(Schedule):
     """Reduce-on-plateau: metric-driven, so its LR depends on the losses seen so far.
 
     ``lr(t, losses)`` replays the rule over ``losses`` (one value per finished
@@ -174,6 +248,7 @@ class Plateau:
     threshold: float = 1e-4
     cooldown: int = 0
     min_lr: float = 0.0
+    metric_driven: ClassVar[bool] = True
 
     def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         lr, best, bad, cool = self.base_lr, math.inf, 0, 0
@@ -196,7 +271,7 @@ class Reversed(Schedule):
     inner: Schedule
     length: float
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         return self.inner(max(self.length - t, 0.0))
 
 
@@ -209,3 +284,39 @@ def one_cycle(max_lr: float, T: float, pct_start: float = 0.3, div_factor: float
         lengths=(up, T - up),
         phases=(Reversed(Cosine(max_lr, initial, up), up), Cosine(max_lr, initial / final_div_factor, T - up)),
     )
+
+
+OPTIMIZERS = ("sgd", "schedule_free_sgd")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A schedule with everything that decides how it reaches the optimizer: one contract.
+
+    ``interval`` says when the trainer asks for a new LR (each epoch or each step) and
+    ``optimizer`` which optimizer applies it. ``sgd`` is given ``schedule(t)``. Schedule-free
+    SGD replaces the schedule: it is given the constant ``optimizer_lr`` once and ramps it
+    up over ``warmup_steps`` itself, so ``schedule`` is then only the curve the weights see.
+    """
+
+    schedule: Schedule
+    interval: str = "epoch"
+    optimizer: str = "sgd"
+    warmup_steps: int = 0
+    optimizer_lr: float | None = None
+
+    @property
+    def metric_driven(self) -> bool:
+        return self.schedule.metric_driven
+
+    @property
+    def per_step(self) -> bool:
+        return self.interval == "step"
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
+        """The LR the weights see at time ``t`` (plotted and logged)."""
+        return self.schedule(t, losses)
+
+    def lr_to_set(self, t: float, losses: Sequence[float] = ()) -> float:
+        """The LR to write into the optimizer's param groups at time ``t``."""
+        return self.schedule(t, losses) if self.optimizer_lr is None else self.optimizer_lr

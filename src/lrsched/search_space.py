@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from lrsched.registry import ScheduleSpec
 
 PRUNERS = ("median", "hyperband", "none")
+# `high: lr_find` takes a float's upper bound from the LR range test (metrics/lr_find.json):
+# the LR at which its loss diverged.
+LR_FIND = "lr_find"
 KINDS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}, "categorical": {"choices"}}
 
 
@@ -35,6 +38,10 @@ def check_param(where: str, dist: Any) -> None:
         if not isinstance(dist.get("choices"), list) or not dist["choices"]:
             raise ConfigError(f"{where}.choices: must be a non-empty list")
         return
+    if dist.get("high") == LR_FIND:
+        if kind != "float":
+            raise ConfigError(f"{where}.high: 'lr_find' is a float bound; make the parameter a float")
+        dist = {**dist, "high": float("inf")}  # checked again once the range test has given the number
     for key in ("low", "high"):
         v = dist.get(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -72,3 +79,19 @@ def check_tune(tune: "TuneConfig", specs: dict[str, "ScheduleSpec"]) -> None:
 def space_digest(space: dict[str, Any]) -> str:
     """Short stable hash: a changed search space starts a new study instead of mixing results."""
     return hashlib.sha256(json.dumps(space, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def uses_lr_find(tune: "TuneConfig") -> bool:
+    return any(d.get("high") == LR_FIND for params in tune.space.values() for d in params.values())
+
+
+def resolve_lr_find(tune: "TuneConfig", divergence_lr: float) -> "TuneConfig":
+    """``tune`` with every ``high: lr_find`` replaced by the range test's divergence LR."""
+    from dataclasses import replace
+
+    space = {name: {key: {**d, "high": divergence_lr} if d.get("high") == LR_FIND else d
+                    for key, d in params.items()} for name, params in tune.space.items()}
+    for name, params in space.items():
+        for key, dist in params.items():
+            check_param(f"tune.space.{name}.{key} (high: lr_find = {divergence_lr:.4g})", dist)
+    return replace(tune, space=space)

@@ -11,7 +11,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -48,7 +48,7 @@ class TorchSchedule(Schedule):
     kwargs: tuple[tuple[str, Any], ...]
     units_per_epoch: float = 1.0
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         n = int(math.floor(t * self.units_per_epoch + 1e-9))
         length = 1 << max(n, 1).bit_length()  # simulate in power-of-two chunks: O(total) not O(n^2)
         return _simulate(self.cls_name, self.base_lr, self.kwargs, length)[n]

@@ -7,7 +7,9 @@ always ends FINISHED, FAILED (error recorded) or KILLED (Ctrl-C / SIGTERM).
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -23,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from lrsched.callbacks import RunLogger
 from lrsched.errors import LrschedError, Terminated
+from lrsched.io import file_lock, project_root
 from lrsched.urls import mask_password
 
 PARAM_MAX = 6000  # MLflow's limit on one param value
@@ -32,9 +35,28 @@ class TrackingError(LrschedError):
     """The tracking server/store cannot be used."""
 
 
+EXPERIMENT_KIND = "custom_model_development"  # MLflow's "model training" experiments (not GenAI)
+REGISTERED_MODEL = "lrsched-lenet"  # one registered model; an alias per schedule points at its tuned model
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI``, else the project's own ``mlflow.db`` (also from a queued experiment)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Serialise a SQLite store's first use: MLflow's schema migration races between processes."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    with file_lock(uri[len("sqlite:///"):] + ".lock"):
+        yield
+
+
 def check_tracking_uri(uri: str | None = None) -> str:
     """Fail fast, before any training, when the tracking store is unreachable or invalid."""
-    uri = uri or mlflow.get_tracking_uri()
+    uri = uri or tracking_uri()
     if uri.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
@@ -45,7 +67,8 @@ def check_tracking_uri(uri: str | None = None) -> str:
                                 "start the server (`mlflow server`) or unset MLFLOW_TRACKING_URI for the local store")
         return uri
     try:
-        MlflowClient(uri).search_experiments(max_results=1)
+        with store_lock(uri):
+            MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # mlflow raises many types for a bad store URI
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"MLFLOW_TRACKING_URI={mask_password(uri)}: cannot open the tracking store "
@@ -138,6 +161,29 @@ class MlflowRunLogger(RunLogger):
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, mask_password(str(value)))
 
+    def log_dataset(self, name: str, digest: str, source: str, context: str) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=json.dumps({"uri": source}))
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+
+    def log_model(self, model: Any, example: Any) -> str | None:
+        """The model as an MLflow logged model (signature, input example), shown on the run's page."""
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        self.flush()
+        model = copy.deepcopy(model).to("cpu").eval()
+        with torch.no_grad():
+            signature = infer_signature(example.numpy(), model(example).numpy())
+        with mlflow.start_run(run_id=self.run_id):  # log_model needs the fluent API's active run
+            info = mlflow.pytorch.log_model(
+                model, name="model", signature=signature, input_example=example.numpy(),
+                # pinned here: inferring requirements would import-scan the environment (seconds per run)
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        return info.model_uri
+
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
@@ -154,17 +200,66 @@ class MlflowTracker:
         self.experiment = experiment
         self.uri = check_tracking_uri()
         self.base_tags = {k: mask_password(str(v)) for k, v in (base_tags or {}).items()}
+        if os.environ.get("DVC_EXP_NAME"):  # `dvc exp run` (queued or not): go from `dvc exp show` to the runs
+            self.base_tags["lrsched.dvc_exp"] = os.environ["DVC_EXP_NAME"]
         # Under `mlflow run`, MLflow made a run for us: log into it rather than beside it.
         self._adopt = os.environ.get("MLFLOW_RUN_ID") or None
         # Under `mlflow run . -e pipeline`, that run becomes the parent of every stage's runs.
         self._outer_parent = os.environ.get("LRSCHED_PARENT_RUN_ID") or None
         self._connect()
+        self.end_orphaned_runs()
 
     def _connect(self) -> None:
         self.client = MlflowClient(self.uri)
         mlflow.set_tracking_uri(self.uri)
-        exp = self.client.get_experiment_by_name(self.experiment)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+        with store_lock(self.uri):
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp:
+                self.experiment_id = exp.experiment_id
+            else:
+                # artifacts beside the store, in the project (never in a queued experiment's temp copy)
+                local = self.uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ
+                location = (project_root() / "mlruns").as_uri() if local else None
+                self.experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+            if not exp or exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:
+                self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
+
+    def register_model(self, model_uri: str, alias: str) -> str | None:
+        """A new version of ``REGISTERED_MODEL`` from ``model_uri``; ``@alias`` now points at it."""
+        version = mlflow.register_model(model_uri, REGISTERED_MODEL, await_registration_for=60).version
+        self.client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+        return f"models:/{REGISTERED_MODEL}@{alias}"
+
+    def ui_url(self, base: str = "http://127.0.0.1:5000") -> str:
+        """The experiment's runs in `mlflow ui`, opened on the model-training view (not GenAI's)."""
+        return f"{base}/#/experiments/{self.experiment_id}?workflowType=machine_learning"
+
+    def end_orphaned_runs(self) -> list[str]:
+        """Mark KILLED this host's RUNNING runs whose process is gone (SIGKILL, OOM killer, CI timeout).
+
+        Such a process could not end its run itself. Runs of live processes, and of other
+        hosts (which this one cannot see), are left alone.
+        """
+        import psutil
+
+        host, ended = socket.gethostname(), []
+        running = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+        for run in running:
+            tags = run.data.tags
+            if tags.get("lrsched.host") != host or not tags.get("lrsched.pid", "").isdigit():
+                continue
+            pid = int(tags["lrsched.pid"])
+            try:  # a live process with that pid that started before the run is its owner
+                alive = psutil.Process(pid).create_time() * 1000 <= run.info.start_time + 1000
+            except psutil.Error:
+                alive = False
+            if not alive:
+                self.client.set_tag(run.info.run_id, "lrsched.killed_reason",
+                                    f"process {pid} on {host} ended without closing the run "
+                                    "(killed outright: SIGKILL, out of memory or a timeout)")
+                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+                ended.append(run.info.run_id)
+        return ended
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k != "client"}

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from lrsched.callbacks import Callback
 from lrsched.data import Split
 from lrsched.model import lenet
-from lrsched.registry import AnySchedule
-from lrsched.schedules import Plateau
+from lrsched.optim import eval_mode, make_optimizer, train_mode
+from lrsched.schedules import Plan, Schedule
 
 REFRESH_EVERY = 25  # steps between divergence checks and progress-bar refreshes (each one is a host sync)
 
@@ -34,7 +34,6 @@ REFRESH_EVERY = 25  # steps between divergence checks and progress-bar refreshes
 class FitOptions:
     epochs: int = 10
     batch_size: int = 256
-    interval: str = "epoch"
     momentum: float = 0.0
     weight_decay: float = 0.0
     eval_batch_size: int = 2048
@@ -87,34 +86,36 @@ def epoch_order(generator: torch.Generator, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
-def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int, opts: FitOptions,
+def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int, opts: FitOptions,
         callbacks: Sequence[Callback] = ()) -> FitResult:
     """Train a fresh LeNet; ``evals`` maps a name (``test``, ``val``) to a split scored each epoch.
 
-    Epoch ``e`` trains at ``schedule(e)`` from its first batch (``interval: epoch``),
-    or at ``schedule(e + i / steps)`` before batch ``i`` (``interval: step``).
+    Epoch ``e`` trains at ``plan(e)`` from its first batch (``interval: epoch``),
+    or at ``plan(e + i / steps)`` before batch ``i`` (``interval: step``); a bare
+    schedule trains per epoch with SGD.
     A non-finite loss stops training and is reported as diverged, not as a result.
     """
+    plan = plan if isinstance(plan, Plan) else Plan(plan)
     device = train.x.device
     # Paired seeds: init and data order depend on the seed only, never on the schedule.
     model = init_model(seed).to(device)
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x_all = train.x.contiguous(memory_format=fmt)
-    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=opts.momentum, weight_decay=opts.weight_decay)
+    opt = make_optimizer(model.parameters(), plan, opts.momentum, opts.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n = len(train)
     steps = math.ceil(n / opts.batch_size)
-    metric_driven = isinstance(schedule, Plateau)
-    plateau_losses: list[float] = []
+    losses: list[float] = []  # per finished epoch, for metric-driven schedules
     history: list[dict[str, float]] = []
     start_all = time.perf_counter()
 
     for epoch in range(opts.epochs):
         t0 = time.perf_counter()
         model.train()
-        lr = schedule(epoch, plateau_losses) if metric_driven else schedule(epoch)
-        _set_lr(opt, lr)
+        train_mode(opt)
+        lr = plan(epoch, losses)
+        _set_lr(opt, plan.lr_to_set(epoch, losses))
         lr_sum = 0.0
         perm = epoch_order(gen, n).to(device)
         loss_sum = torch.zeros((), device=device)
@@ -124,10 +125,10 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
         bar = tqdm(total=steps, desc=f"{opts.desc}epoch {epoch + 1}/{opts.epochs}",
                    disable=None if opts.progress else True, leave=False, unit="batch", dynamic_ncols=True)
         for i in range(steps):
-            if opts.interval == "step" and not metric_driven:
+            if plan.per_step:
                 t = epoch + i / steps
-                lr = schedule(t)
-                _set_lr(opt, lr)
+                lr = plan(t)
+                _set_lr(opt, plan.lr_to_set(t))
                 for cb in callbacks:
                     cb.on_step(epoch * steps + i, t, lr)
             idx = perm[i * opts.batch_size:(i + 1) * opts.batch_size]
@@ -152,6 +153,7 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
                 if not math.isfinite(running):
                     break
         bar.close()
+        eval_mode(opt)  # evaluate (and finally save) schedule-free SGD's averaged weights
         train_loss = loss_sum.item() / seen
         if not math.isfinite(train_loss):
             message = (f"diverged: non-finite training loss in epoch {epoch} at lr={lr:.4g}; "
@@ -170,7 +172,7 @@ def fit(schedule: AnySchedule, train: Split, evals: dict[str, Split], seed: int,
             record[f"{name}_acc"] = eval_acc
             record[f"{name}_loss"] = eval_loss
         record["seconds"] = time.perf_counter() - t0
-        plateau_losses.append(record.get("val_loss", train_loss))
+        losses.append(record.get("val_loss", train_loss))
         history.append(record)
         for cb in callbacks:
             cb.on_epoch_end(record)

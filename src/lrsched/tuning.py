@@ -38,10 +38,11 @@ from lrsched.callbacks import Callback, Tracker
 from lrsched.config import Config
 from lrsched.data import Split, train_val_split
 from lrsched.errors import ConfigError, LrschedError
+from lrsched.io import project_root
 from lrsched.parallel import Workers, worker_count
 from lrsched.registry import OPTIMIZER_KEYS, parse_spec
 from lrsched.results import SeedResult
-from lrsched.runs import fit_options, load_datasets, schedule_for, train_schedule
+from lrsched.runs import fit_options, load_datasets, plan_for, train_schedule
 from lrsched.search_space import space_digest
 from lrsched.stats import LEARNED_MIN
 from lrsched.trainer import fit
@@ -64,29 +65,38 @@ class StorageError(LrschedError):
 
 
 def storage_url(storage: str) -> str:
-    """A bare path means a SQLite file (created with its folder); URLs pass through."""
+    """A bare path means a SQLite file in the project (created with its folder); URLs pass through."""
     if "://" in storage:
         return storage
-    Path(storage).parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{Path(storage).resolve()}"
+    path = project_root() / storage
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
 
 
-def open_storage(storage: str) -> RDBStorage:
+def open_storage(storage: str, attempts: int = 3) -> RDBStorage:
     url = storage_url(storage)
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else
-            {"connect_args": {"timeout": 60}},  # several local workers: wait on the file lock, don't fail
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
-    except Exception as exc:  # sqlalchemy raises many kinds for a bad or unreachable URL
+        return _rdb_storage(url)
+    except Exception as exc:
+        # two workers creating a new database's tables at once: the loser sees "already exists"
+        if attempts > 1 and any(w in str(exc) for w in ("already exists", "duplicate", "UniqueViolation")):
+            time.sleep(1.0)
+            return open_storage(storage, attempts - 1)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StorageError(f"tune.storage={mask_password(storage)}: cannot open the Optuna storage "
                            f"({mask_password(first)[:200]}); "
                            "fix the URL (e.g. postgresql://user:pass@host/db) or use a local file path") from None
+
+
+def _rdb_storage(url: str) -> RDBStorage:
+    return RDBStorage(
+        url,
+        engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else
+        {"connect_args": {"timeout": 60}},  # several local workers: wait on the file lock, don't fail
+        heartbeat_interval=HEARTBEAT_S,
+        grace_period=GRACE_S,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )
 
 
 def study_name(cfg: Config, schedule: str) -> str:
@@ -114,6 +124,11 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1)
     return optuna.pruners.NopPruner()
+
+
+def open_study(cfg: Config, schedule: str) -> optuna.Study:
+    """The schedule's study in ``tune.storage`` (created if new): opened once per process."""
+    return load_study(cfg, schedule, open_storage(cfg.tune.storage))
 
 
 def load_study(cfg: Config, schedule: str, storage: RDBStorage) -> optuna.Study:
@@ -174,7 +189,7 @@ class _Pruning(Callback):
             # a net at chance this late has dead ReLUs and never recovers: stop even before the
             # pruner has its startup trials, instead of training it to the end
             raise optuna.TrialPruned(f"did not learn: val_acc {record['val_acc']:.4f} after epoch {epoch}")
-        if self.trial.should_prune():
+        if epoch < self.epochs and self.trial.should_prune():  # a trial that has run every epoch is complete
             raise optuna.TrialPruned(f"pruned after epoch {int(record['epoch'])}: val_acc {record['val_acc']:.4f}")
 
 
@@ -214,6 +229,7 @@ class TrialData:
     val: Split
     cfg: Config
     study: optuna.Study | None = None
+    storage: RDBStorage | None = None
 
 
 def trial_data(cfg: Config) -> TrialData:
@@ -240,7 +256,7 @@ def train_trial(data: TrialData, schedule: str, trial: optuna.Trial, params: dic
     tags = {"lrsched.schedule": schedule, "lrsched.role": "trial", "optuna.trial": str(trial.number)}
     with tracker.run(f"{schedule}-trial-{trial.number}", run_params, tags, parent=parent) as logger:
         try:
-            result = fit(schedule_for(spec, len(data.train), cfg.train.batch_size), data.train, {"val": data.val},
+            result = fit(plan_for(spec, len(data.train), cfg.train.batch_size), data.train, {"val": data.val},
                          cfg.train.seeds[0], fit_options(cfg, spec, progress=False),
                          callbacks=[logger, _Pruning(trial, cfg.train.epochs)])
         except optuna.TrialPruned as exc:
@@ -266,11 +282,13 @@ class TrialJob:
 
 def run_trial(data: TrialData, job: TrialJob) -> Outcome:
     """Worker side of a batch: report epochs to the shared storage, return how the trial ended."""
+    if data.storage is None:
+        data.storage = open_storage(data.cfg.tune.storage)
     if data.study is None or data.study.study_name != job.study_name:
-        data.study = optuna.load_study(study_name=job.study_name, storage=open_storage(data.cfg.tune.storage),
+        data.study = optuna.load_study(study_name=job.study_name, storage=data.storage,
                                        pruner=make_pruner(data.cfg.tune.pruner))
     trial = optuna.Trial(data.study, job.trial_id)
-    with _heartbeat(data.study._storage, job.trial_id):  # noqa: SLF001 - the study's own storage
+    with _heartbeat(data.storage, job.trial_id):
         return train_trial(data, job.schedule, trial, job.params, job.tracker, job.parent)
 
 
@@ -294,13 +312,13 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
 
 
 def run_study(cfg: Config, schedule: str, tracker: Tracker, parent: str | None = None,
-              n_trials: int | None = None) -> optuna.Study:
+              n_trials: int | None = None, study: optuna.Study | None = None) -> optuna.Study:
     """Run the study until it holds ``n_trials`` counted trials, ``train.workers`` trials per batch.
 
     Resumes a stored study; the first trial of a new one is the params.yaml configuration.
     """
     n_trials = n_trials or cfg.tune.n_trials
-    study = load_study(cfg, schedule, open_storage(cfg.tune.storage))
+    study = study or open_study(cfg, schedule)
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(default_params(cfg, schedule), user_attrs={"lrsched.default": True})
     workers = worker_count(cfg.train.workers, n_trials)
@@ -335,15 +353,15 @@ def _run_batches(study: optuna.Study, cfg: Config, schedule: str, tracker: Track
             _tell(study, trial, outcome)
 
 
-def run_worker(cfg: Config, schedule: str, tracker: Tracker, n_trials: int | None = None) -> optuna.Study:
+def run_worker(cfg: Config, schedule: str, tracker: Tracker, n_trials: int | None = None,
+               study: optuna.Study | None = None) -> optuna.Study:
     """An extra worker for a study run elsewhere (``--worker``): Optuna's asynchronous loop.
 
     The budget is for the whole study, so N workers (processes or machines)
     running this together share it; trials started after it is full stop at once.
     """
     n_trials = n_trials or cfg.tune.n_trials
-    storage = open_storage(cfg.tune.storage)
-    study = load_study(cfg, schedule, storage)
+    study = study or open_study(cfg, schedule)
     data = trial_data(cfg)
 
     def objective(trial: optuna.Trial) -> float:
@@ -392,19 +410,19 @@ class TuneOutcome:
     results: list[SeedResult]
 
 
-def tune_schedule(cfg: Config, name: str, tracker: Tracker, plots: Path) -> TuneOutcome:
+def tune_schedule(cfg: Config, name: str, tracker: Tracker, plots: Path,
+                  study: optuna.Study | None = None) -> TuneOutcome:
     """Tune ``name``, plot the study into ``plots``, retrain the best params on the paired seeds.
 
     In MLflow: a parent run ``<name>-study`` with one nested run per trial and per retrained seed.
     """
-    storage = open_storage(cfg.tune.storage)  # fail fast: bad URL
-    load_study(cfg, name, storage)            # fail fast: no space for this schedule
+    study = study or open_study(cfg, name)  # fails fast: bad URL, no space for this schedule
     settings = {f"tune.{k}": v for k, v in vars(cfg.tune).items() if k != "space"}
     settings.update({f"space.{k}": v for k, v in cfg.tune.space[name].items()})
     with tracker.run(f"{name}-study", settings, {"lrsched.role": "study"}) as parent:
         log.info("tuning %s: study %s, %d trials, %d at a time", name, study_name(cfg, name), cfg.tune.n_trials,
                  worker_count(cfg.train.workers, cfg.tune.n_trials))
-        study = run_study(cfg, name, tracker, parent.run_id)
+        study = run_study(cfg, name, tracker, parent.run_id, study=study)
         params = best_params(study)
         summary = summarize_study(study, cfg.tune.storage)
         log.info("%s: best val_acc %.4f with %s", name, summary["best_value"], params)
@@ -415,6 +433,12 @@ def tune_schedule(cfg: Config, name: str, tracker: Tracker, plots: Path) -> Tune
         # Retrain the best params on the full training set and the paired seeds; only now is the test set used.
         results = train_schedule(with_params(cfg, name, params), name, tracker, {"lrsched.tuned": "true"},
                                  run_name=f"{name}-tuned", parent=parent.run_id)
+        # the registry's `@<name>` is the tuned model of the first paired seed (chosen without the test set)
+        first = next((r for r in results if r.model_uri), None)
+        if first is not None:
+            registered = tracker.register_model(first.model_uri, alias=name)
+            parent.set_tags({"lrsched.registered_model": registered or ""})
+            log.info("%s: tuned model of seed %d registered as %s", name, first.seed, registered)
     return TuneOutcome(study, summary, params, results)
 
 

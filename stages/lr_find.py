@@ -1,0 +1,44 @@
+"""DVC stage `lr_find`: the LR range test on the first paired seed; metrics/lr_find.json and its plot."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, run_main
+from lrsched.io import write_json
+from lrsched.lr_find import range_test
+from lrsched.plots import plot_lr_find
+from lrsched.runs import load_datasets
+
+
+def main() -> None:
+    parser = base_parser(__doc__)
+    add_shortcuts(parser, "seed")
+    parser.add_argument("--metrics", default="metrics/lr_find.json", help="where to write the result")
+    parser.add_argument("--plot", default="plots/lr_find.png", help="where to draw loss vs LR")
+    parser.add_argument("--curve", default="history/lr_find.json", help="where to write loss vs LR per step")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args()
+    cfg = load_args_config(args)
+    tracker = make_tracker(cfg, stage="lr_find")
+    data = load_datasets(cfg)
+    seed = cfg.train.seeds[0]
+    params = {**{f"lr_find.{k}": v for k, v in vars(cfg.lr_find).items()}, "seed": seed,
+              "train.batch_size": cfg.train.batch_size}
+    with tracker.run("lr_find", params, {"lrsched.seed": str(seed)}) as logger:
+        result = range_test(data.train, seed, cfg.train.batch_size, cfg.lr_find, progress=not args.no_progress)
+        plot_lr_find(result.lrs, result.losses, result.smoothed, result.suggestion, result.divergence, args.plot)
+        summary = result.summary()
+        logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        write_json(Path(args.curve), result.records())
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copy(args.plot, Path(tmp) / "lr_find.png")
+            shutil.copy(args.curve, Path(tmp) / "lr_find_curve.json")
+            logger.log_artifacts(Path(tmp))
+    write_json(Path(args.metrics), {**summary, "seed": seed, "momentum": cfg.lr_find.momentum})
+    log.info("lr_find: suggested lr %.3g, diverged at %s", result.suggestion,
+             f"{result.divergence:.3g}" if result.divergence else "no LR tried")
+
+
+if __name__ == "__main__":
+    run_main(main)
