@@ -234,3 +234,19 @@ def test_registered_model_loads_back_and_classifies(tmp_path: Path, monkeypatch,
         assert torch.equal(loaded(images).argmax(1), model(images).argmax(1))
         assert loaded(images).shape == (5, 10)
     assert tracker.ui_url().endswith(f"/#/experiments/{tracker.experiment_id}?workflowType=machine_learning")
+
+
+def test_stages_starting_together_on_a_fresh_store_both_work(tmp_path: Path) -> None:
+    """MLflow's schema migration of a new SQLite store races between processes: a file lock serialises it."""
+    code = "from lrsched.tracking import MlflowTracker; MlflowTracker('lrsched')"
+    e = env(tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/fresh.db")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=e, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    try:
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(err[-800:] for err in errors)
+    c = client_for(e["MLFLOW_TRACKING_URI"])
+    assert [x.name for x in c.search_experiments()].count("lrsched") == 1
