@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from lrsched.cli import base_parser, load_args_config, log, make_tracker, run_main
+from lrsched.data import load_split
 from lrsched.errors import DataError
 from lrsched.io import read_json, write_text
 from lrsched.plots import plot_final_accuracy, plot_lr_curves, plot_metric_band, plot_training_curves
@@ -25,7 +26,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_args_config(args)
     results, out = Path(args.results), Path(args.out)
-    steps = -(-(cfg.data.limit_train or 60000) // cfg.train.batch_size)
+    n_train = len(load_split(cfg.data.root, train=True, limit=cfg.data.limit_train))  # per-step curves need it
+    steps = -(-n_train // cfg.train.batch_size)
     plans = {n: build_plan(s, steps) for n, s in cfg.schedules.items()}
     plot_lr_curves(plans, cfg.train.epochs, out / "plots" / "lr_curves.png")
 
