@@ -36,8 +36,9 @@ def main() -> None:
             shutil.copy(args.curve, Path(tmp) / "lr_find_curve.json")
             logger.log_artifacts(Path(tmp))
     write_json(Path(args.metrics), {**summary, "seed": seed, "momentum": cfg.lr_find.momentum})
-    log.info("lr_find: suggested lr %.3g, diverged at %s", result.suggestion,
-             f"{result.divergence:.3g}" if result.divergence else "no LR tried")
+    log.info("lr_find: suggested lr %.3g, %s", result.suggestion,
+             f"diverged at lr {result.divergence:.3g}" if result.divergence is not None
+             else f"no divergence up to lr {result.lrs[-1]:.3g}")
 
 
 if __name__ == "__main__":
