@@ -96,7 +96,8 @@ if [ "$mode" != memory ]; then
   echo "== one single run: train constant, seed 0, one process, $epochs epochs (tracking off)"
   timed download_s download.log python stages/download.py
   timed single single.log python stages/train.py --schedule constant --seed 0 --workers 1 --no-progress \
-    --out logs/single --set tracking.enabled=false
+    --metrics logs/single/metrics.json --history logs/single/history.json --model logs/single/model.pt \
+    --set tracking.enabled=false
   echo "$single s"
 
   echo "== cold dvc repro (every stage runs)"

@@ -14,23 +14,26 @@ def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--schedule", required=True, help="a name under `schedules:` in params.yaml")
     add_shortcuts(parser, "epochs", "seed", "workers")
-    parser.add_argument("--out", default=".", help="folder for metrics/, history/ and models/ (default: .)")
+    # dvc.yaml passes every output path; the defaults serve a stage run by hand
+    parser.add_argument("--metrics", help="summary over the seeds (default: metrics/NAME.json)")
+    parser.add_argument("--history", help="per-epoch mean curves (default: history/NAME.json)")
+    parser.add_argument("--model", help="one state dict per seed (default: models/NAME.pt)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args()
     cfg = load_args_config(args)
-    get_schedule_spec(cfg, args.schedule)
-    tracker = make_tracker(cfg, stage=f"train@{args.schedule}")  # fails fast on a bad tracking URI
-    results = train_schedule(cfg, args.schedule, tracker, {}, progress=not args.no_progress)
+    name = args.schedule
+    get_schedule_spec(cfg, name)
+    tracker = make_tracker(cfg, stage=f"train@{name}")  # fails fast on a bad tracking URI
+    results = train_schedule(cfg, name, tracker, {}, progress=not args.no_progress)
 
-    out = Path(args.out)
     summary = summarize(results)
-    write_json(out / "history" / f"{args.schedule}.json", mean_history(results))
-    with atomic_path(out / "models" / f"{args.schedule}.pt") as tmp:
+    write_json(Path(args.history or f"history/{name}.json"), mean_history(results))
+    with atomic_path(Path(args.model or f"models/{name}.pt")) as tmp:
         torch.save({r.seed: r.state_dict for r in results}, tmp)
-    write_json(out / "metrics" / f"{args.schedule}.json", summary)  # last: DVC reads it as the result
+    write_json(Path(args.metrics or f"metrics/{name}.json"), summary)  # last: DVC reads it as the result
     if "test_acc" in summary:
         acc = summary["test_acc"]
-        log.info("%s: test_acc %.4f ± %.4f (95%% CI half-width, n=%d)", args.schedule, acc["mean"],
+        log.info("%s: test_acc %.4f ± %.4f (95%% CI half-width, n=%d)", name, acc["mean"],
                  (acc["ci95_high"] - acc["mean"]) if acc["ci95_high"] is not None else 0.0, acc["n"])
 
 

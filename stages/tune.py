@@ -39,8 +39,12 @@ def main() -> None:
                         help="only run trials (no retrain, no outputs): extra workers for a study run elsewhere")
     parser.add_argument("--lr-find", default="metrics/lr_find.json",
                         help="the LR range test's result, for spaces with `high: lr_find`")
-    parser.add_argument("--out", default=".", help="folder for tuned/, metrics/tuned/, history/tuned/, "
-                                                   "models/tuned/ and plots/tune/")
+    # dvc.yaml passes every output path; the defaults serve a stage run by hand
+    parser.add_argument("--summary", help="the study: best params and value, trial counts (default: tuned/NAME.json)")
+    parser.add_argument("--metrics", help="the tuned retrain's summary over the seeds (default: metrics/tuned/NAME.json)")
+    parser.add_argument("--history", help="its per-epoch mean curves (default: history/tuned/NAME.json)")
+    parser.add_argument("--model", help="its state dict per seed (default: models/tuned/NAME.pt)")
+    parser.add_argument("--plots", help="folder for Optuna's study plots (default: plots/tune/NAME)")
     args = parser.parse_args()
     cfg = with_lr_find_bounds(load_args_config(args), Path(args.lr_find))
     name = args.schedule
@@ -50,13 +54,12 @@ def main() -> None:
         run_worker(cfg, name, tracker, study=study)
         return
 
-    out = Path(args.out)
-    tuned = tune_schedule(cfg, name, tracker, out / "plots" / "tune" / name, study=study)
-    write_json(out / "tuned" / f"{name}.json", tuned.summary)
-    write_json(out / "history" / "tuned" / f"{name}.json", mean_history(tuned.results))
-    with atomic_path(out / "models" / "tuned" / f"{name}.pt") as tmp:
+    tuned = tune_schedule(cfg, name, tracker, Path(args.plots or f"plots/tune/{name}"), study=study)
+    write_json(Path(args.summary or f"tuned/{name}.json"), tuned.summary)
+    write_json(Path(args.history or f"history/tuned/{name}.json"), mean_history(tuned.results))
+    with atomic_path(Path(args.model or f"models/tuned/{name}.pt")) as tmp:
         torch.save({r.seed: r.state_dict for r in tuned.results}, tmp)
-    write_json(out / "metrics" / "tuned" / f"{name}.json", {**summarize(tuned.results), "params": tuned.params})
+    write_json(Path(args.metrics or f"metrics/tuned/{name}.json"), {**summarize(tuned.results), "params": tuned.params})
 
 
 if __name__ == "__main__":

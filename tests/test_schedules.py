@@ -192,7 +192,7 @@ def test_schedule_free_plan_is_its_warmup_then_a_constant() -> None:
     assert (plan.interval, plan.warmup_steps) == ("step", 5)
     # schedulefree ramps lr * (k + 1) / warmup_steps at step k; the optimizer itself is given the constant
     assert [plan(k / 10) for k in range(7)] == pytest.approx([0.4, 0.8, 1.2, 1.6, 2.0, 2.0, 2.0])
-    assert {plan.lr_to_set(k / 10) for k in range(30)} == {2.0}
+    assert {plan.rates(k / 10)[1] for k in range(30)} == {2.0}
 
 
 @pytest.mark.parametrize("spec", [*ARTICLE.values(), *EXTRA.values(),

@@ -204,19 +204,25 @@ def postgres():
     url = f"postgresql://lrsched@127.0.0.1:{port}/postgres"
     import sqlalchemy
 
-    deadline = time.time() + 60
-    while True:
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                sqlalchemy.create_engine(url).connect().close()
+                break
+            except sqlalchemy.exc.OperationalError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield url
+    finally:  # the server never outlives the test, however it ended
+        server.terminate()
         try:
-            sqlalchemy.create_engine(url).connect().close()
-            break
-        except sqlalchemy.exc.OperationalError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.5)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
-    shutil.rmtree(base, ignore_errors=True)
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _load(url: str, name: str):
@@ -283,19 +289,53 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
           f"2 workers (1 killed), {elapsed:.0f}s")
 
 
+MARKER = "s3cret-marker"
+
+
+def _create_database(url: str, name: str) -> str:
+    import sqlalchemy
+
+    with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.mark.slow
-def test_workers_flag_runs_local_processes_on_one_study(tmp_path: Path, toy_files, postgres: str) -> None:
-    proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False},
-                        tune={"n_trials": 6, "val_size": 100, "pruner": "none"})
-    e = env(tmp_path)
+def test_passwords_in_storage_and_tracking_urls_reach_no_output(tmp_path: Path, toy_files, postgres: str) -> None:
+    """A marker password in tune.storage and MLFLOW_TRACKING_URI: in no log, error, file, param or tag."""
+    from mlflow.tracking import MlflowClient
+
+    # trust auth: any password connects, so the marker travels every path a real password would
+    with_marker = lambda url: url.replace("lrsched@", f"lrsched:{MARKER}@")  # noqa: E731
+    optuna_url = with_marker(postgres)
+    mlflow_url = with_marker(_create_database(postgres, "mlflow"))  # MLflow's and Optuna's tables apart
+    proj = project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "workers": 2},
+                        tune={"n_trials": 4, "val_size": 100, "pruner": "none"})
+    e = env(tmp_path, MLFLOW_TRACKING_URI=mlflow_url)
     stage("download", cwd=proj, environ=e)
-    marked = postgres.replace("lrsched@", "lrsched:s3cret-marker@")  # trust auth: any password connects
-    proc = stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", marked, cwd=proj, environ=e)
+    procs = [stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", optuna_url, cwd=proj, environ=e)]
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
-    assert tuned["trials"] == 6 and tuned["complete"] + tuned["pruned"] == 6 and tuned["surplus"] == 0
-    assert tuned["storage"] == postgres.replace("lrsched@", "lrsched:***@")  # the password is masked
-    written = "".join(p.read_text() for p in proj.rglob("*.json"))
-    assert "s3cret-marker" not in proc.stdout + proc.stderr + written
+    assert tuned["trials"] == 4 and tuned["complete"] + tuned["pruned"] == 4 and tuned["surplus"] == 0
+    assert tuned["storage"] == postgres.replace("lrsched@", "lrsched:***@")  # shown, masked
+
+    # the errors name the URL, masked: an unreachable Optuna storage, an unreachable tracking store
+    dead = with_marker(f"postgresql://lrsched@127.0.0.1:{free_port()}/none")
+    procs.append(stage("tune", "--schedule", "cosine", "--storage", dead, cwd=proj, environ=e, check=False))
+    assert procs[-1].returncode == 2 and "tune.storage=postgresql://lrsched:***@127.0.0.1:" in procs[-1].stderr
+    procs.append(stage("train", "--schedule", "cosine", cwd=proj, environ={**e, "MLFLOW_TRACKING_URI": dead},
+                       check=False))
+    assert procs[-1].returncode == 2 and "MLFLOW_TRACKING_URI=postgresql://lrsched:***@127.0.0.1:" in procs[-1].stderr
+
+    client = MlflowClient(mlflow_url)
+    exp = client.get_experiment_by_name("lrsched")
+    runs = client.search_runs([exp.experiment_id])
+    assert {r.info.run_name for r in runs} >= {"cosine-study", "cosine-tuned"}
+    parent = next(r for r in runs if r.info.run_name == "cosine-study")
+    assert parent.data.params["tune.storage"] == postgres.replace("lrsched@", "lrsched:***@")
+    tracked = [json.dumps([r.data.params, r.data.tags]) for r in runs] + [json.dumps(exp.tags)]
+    written = [p.read_bytes().decode("utf-8", "replace") for p in proj.rglob("*") if p.is_file()]
+    outputs = [p.stdout + p.stderr for p in procs]
+    assert not [text for text in tracked + written + outputs if MARKER in text]
 
 
 def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> None:

@@ -21,7 +21,7 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], plan: Plan, momentum: f
         import schedulefree  # only schedule-free runs need it
 
         # foreach=False: the per-tensor loop gives the same numbers on every CPU (no fused kernels)
-        return schedulefree.SGDScheduleFree(params, lr=plan.lr_to_set(0.0), momentum=momentum,
+        return schedulefree.SGDScheduleFree(params, lr=plan.optimizer_lr, momentum=momentum,
                                             weight_decay=weight_decay, warmup_steps=plan.warmup_steps,
                                             foreach=False)
     return torch.optim.SGD(params, lr=0.0, momentum=momentum, weight_decay=weight_decay)

@@ -202,7 +202,7 @@ def build_plan(spec: ScheduleSpec, steps_per_epoch: int) -> S.Plan:
         if spec.warmup_begin_lr:
             raise ConfigError(f"schedules.{spec.name}.warmup_begin_lr: schedule_free_sgd warms up from lr/steps "
                               "by itself; remove it")
-        lr = schedule.inner.lr if isinstance(schedule, S.Warmup) else schedule.lr
+        lr = float(spec.params["lr"])  # the constant it is given; `schedule` above only validated the spec
         steps = round(spec.warmup * steps_per_epoch)
         return S.Plan(S.StepWarmup(lr, steps, steps_per_epoch), spec.interval, spec.optimizer, steps, lr)
     return S.Plan(schedule, spec.interval, spec.optimizer)
@@ -229,10 +229,10 @@ def _build_schedule(spec: ScheduleSpec, steps_per_epoch: int) -> S.Schedule:
             if spec.warmup >= kwargs["T"]:
                 raise ConfigError(f"{where}.warmup: must be smaller than T ({kwargs['T']}), got {spec.warmup}")
             kwargs["T"] = kwargs["T"] - spec.warmup  # T is the total length, warmup included
-        inner = factory(**kwargs)
-        if isinstance(inner, S.WSD) and inner.warmup > inner.T * (1 - inner.cooldown):
-            raise ConfigError(f"{where}.warmup: must end before the cooldown starts at "
-                              f"T * (1 - cooldown) = {inner.T * (1 - inner.cooldown):g}, got {inner.warmup}")
+        try:
+            inner = factory(**kwargs)
+        except ValueError as exc:  # a schedule's own rule between its keys, as "key: problem"
+            raise ConfigError(f"{where}.{exc}") from None
     if spec.warmup:
         if inner.metric_driven:
             raise ConfigError(f"{where}.warmup: not supported for the metric-driven 'plateau' type; remove it")

@@ -19,7 +19,7 @@ import yaml
 
 from lrsched.callbacks import Tracker
 from lrsched.config import Config, flatten
-from lrsched.data import Split, data_checksum, load_split
+from lrsched.data import Split, data_checksum, load_split, raw_dir
 from lrsched.device import resolve_device
 from lrsched.errors import ConfigError
 from lrsched.parallel import run_all, worker_count
@@ -125,7 +125,7 @@ def train_seed(data: Datasets, job: SeedJob) -> SeedResult:
         fitted = fit(plan, data.train, {"test": data.test}, seed,
                      fit_options(cfg, spec, progress=job.progress, desc=desc), callbacks=[logger])
         result = SeedResult.from_fit(seed, fitted, env)
-        digest, raw = tags.get("lrsched.data_md5", ""), str(Path(cfg.data.root) / "FashionMNIST" / "raw")
+        digest, raw = tags.get("lrsched.data_md5", ""), str(raw_dir(cfg.data.root))
         for split, context, limit in (("train", "training", cfg.data.limit_train),
                                       ("test", "evaluation", cfg.data.limit_test)):
             logger.log_dataset(f"fashion-mnist-{split}" + (f"[:{limit}]" if limit else ""), digest, raw, context)

@@ -175,6 +175,12 @@ class WSD(Schedule):
     warmup: float = 0.0
     warmup_begin_lr: float = 0.0
 
+    def __post_init__(self) -> None:
+        start = self.T * (1.0 - self.cooldown)
+        if self.warmup > start:  # "key: problem" (the registry names the schedule)
+            raise ValueError(f"warmup: must end before the cooldown starts at T * (1 - cooldown) = {start:g}, "
+                             f"got {self.warmup}")
+
     def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
         if t < self.warmup:
             return self.warmup_begin_lr + (self.base_lr - self.warmup_begin_lr) * t / self.warmup
@@ -317,6 +323,7 @@ class Plan:
         """The LR the weights see at time ``t`` (plotted and logged)."""
         return self.schedule(t, losses)
 
-    def lr_to_set(self, t: float, losses: Sequence[float] = ()) -> float:
-        """The LR to write into the optimizer's param groups at time ``t``."""
-        return self.schedule(t, losses) if self.optimizer_lr is None else self.optimizer_lr
+    def rates(self, t: float, losses: Sequence[float] = ()) -> tuple[float, float]:
+        """The LR the weights see at time ``t`` and the LR to write into the optimizer, from one evaluation."""
+        seen = self.schedule(t, losses)
+        return seen, seen if self.optimizer_lr is None else self.optimizer_lr

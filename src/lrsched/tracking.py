@@ -44,6 +44,12 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
+def artifact_location() -> str | None:
+    """Where a new experiment keeps its artifacts: the project's ``mlruns/`` beside its own store
+    (never a queued experiment's temp copy); a named store or server decides for itself (None)."""
+    return None if os.environ.get("MLFLOW_TRACKING_URI") else (project_root() / "mlruns").as_uri()
+
+
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """Serialise a SQLite store's first use: MLflow's schema migration races between processes."""
@@ -52,6 +58,9 @@ def store_lock(uri: str) -> Iterator[None]:
         return
     with file_lock(uri[len("sqlite:///"):] + ".lock"):
         yield
+
+
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy stores besides sqlite
 
 
 def check_tracking_uri(uri: str | None = None) -> str:
@@ -67,6 +76,11 @@ def check_tracking_uri(uri: str | None = None) -> str:
                                 "start the server (`mlflow server`) or unset MLFLOW_TRACKING_URI for the local store")
         return uri
     try:
+        if uri.split("://")[0].split("+")[0] in DATABASE_SCHEMES:
+            # one plain connection first: MLflow's own engine retries an unreachable database for ~100 s
+            import sqlalchemy
+
+            sqlalchemy.create_engine(uri).connect().close()
         with store_lock(uri):
             MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # mlflow raises many types for a bad store URI
@@ -217,10 +231,8 @@ class MlflowTracker:
             if exp:
                 self.experiment_id = exp.experiment_id
             else:
-                # artifacts beside the store, in the project (never in a queued experiment's temp copy)
-                local = self.uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ
-                location = (project_root() / "mlruns").as_uri() if local else None
-                self.experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+                self.experiment_id = self.client.create_experiment(self.experiment,
+                                                                   artifact_location=artifact_location())
             if not exp or exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:
                 self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
 

@@ -114,8 +114,8 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
         t0 = time.perf_counter()
         model.train()
         train_mode(opt)
-        lr = plan(epoch, losses)
-        _set_lr(opt, plan.lr_to_set(epoch, losses))
+        lr, lr_to_set = plan.rates(epoch, losses)
+        _set_lr(opt, lr_to_set)
         lr_sum = 0.0
         perm = epoch_order(gen, n).to(device)
         loss_sum = torch.zeros((), device=device)
@@ -127,8 +127,8 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
         for i in range(steps):
             if plan.per_step:
                 t = epoch + i / steps
-                lr = plan(t)
-                _set_lr(opt, plan.lr_to_set(t))
+                lr, lr_to_set = plan.rates(t)
+                _set_lr(opt, lr_to_set)
                 for cb in callbacks:
                     cb.on_step(epoch * steps + i, t, lr)
             idx = perm[i * opts.batch_size:(i + 1) * opts.batch_size]
