@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +74,16 @@ def project_copy(dest: Path, toy_files: dict[str, bytes], **sections: dict[str, 
     return dest
 
 
+def with_data(proj: Path) -> Path:
+    """What the download stage leaves, done in-process (the stage itself has tests of its own)."""
+    from lrsched.config import load_config
+    from lrsched.data import download
+
+    cfg = load_config(proj / "params.yaml")
+    download(proj / cfg.data.root, cfg.data.sources, cfg.data.checksums)
+    return proj
+
+
 def env(tmp: Path, **extra: str) -> dict[str, str]:
     e = dict(os.environ)
     e.update(PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}", MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db",
@@ -88,3 +103,40 @@ def run(cmd: list[str], cwd: Path, environ: dict[str, str], check: bool = True,
 
 def stage(script: str, *args: str, cwd: Path, environ: dict[str, str], check: bool = True):
     return run([sys.executable, f"stages/{script}.py", *args], cwd, environ, check)
+
+
+@dataclass
+class Exited:
+    """How a stage's ``main()`` ended when run in this process."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def stage_in_process(script: str, *args: str, cwd: Path, environ: dict[str, str] | None = None) -> Exited:
+    """Run ``stages/<script>.py`` as ``__main__`` here, for error paths: no interpreter to start.
+
+    The working directory, environment, argv and signal handlers are restored afterwards.
+    """
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    try:
+        os.environ.update(environ or {})
+        os.chdir(cwd)
+        sys.argv = [f"stages/{script}.py", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(f"stages/{script}.py", run_name="__main__")
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+    return Exited(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())

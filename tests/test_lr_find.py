@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import env, project_copy, stage
+from helpers import env, project_copy, stage, with_data
 from lrsched.config import LrFindConfig
 from lrsched.data import load_split
 from lrsched.lr_find import range_test
@@ -41,7 +41,7 @@ def test_lr_find_stage_writes_its_metrics_and_plot(tmp_path: Path, toy_files) ->
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False},
                         lr_find={"end_lr": 1e4, "smoothing": 0.5}, train={"batch_size": 16})
     e = env(tmp_path)
-    stage("download", cwd=proj, environ=e)
+    with_data(proj)
     stage("lr_find", "--metrics", "out/lr.json", "--plot", "out/lr.png", "--curve", "out/curve.json", "--no-progress",
           cwd=proj, environ=e)
     found = json.loads((proj / "out" / "lr.json").read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import env, project_copy, stage
+from helpers import env, project_copy, stage, with_data
 from lrsched.pinning import PINS
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def test_pins_are_in_force_in_the_training_processes(tmp_path: Path, toy_files) 
     e = env(tmp_path)
     for key in PINS:  # a user's own settings must not leak in: the stage pins them itself
         e[key] = "1" if "THREADS" in key else "AVX512_CORE"
-    stage("download", cwd=proj, environ=e)
+    with_data(proj)
     stage("train", "--schedule", "cosine", cwd=proj, environ=e)
     seen = json.loads((proj / "metrics" / "cosine.json").read_text())["environment"]
     assert seen["pinned"] is True and seen["threads"] == 1
@@ -39,7 +39,7 @@ def test_per_seed_metrics_are_bit_identical_across_runs_and_worker_counts(tmp_pa
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False},
                         train={"seeds": [0, 1, 2], "epochs": 3, "batch_size": 32})
     e = env(tmp_path)
-    stage("download", cwd=proj, environ=e)
+    with_data(proj)
     stage("train", "--schedule", "linear", "--workers", "3", cwd=proj, environ=e)
     parallel = per_seed(proj, "linear")
     stage("train", "--schedule", "linear", "--workers", "1", cwd=proj, environ=e)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import env, free_port, project_copy, run, stage
+from helpers import env, free_port, project_copy, run, stage, stage_in_process, with_data
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -29,27 +29,31 @@ def mlflow_server(tmp_path: Path):
          "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env=env(tmp_path), start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(uri + "/health", timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+                time.sleep(0.5)
+        else:
+            raise AssertionError("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
+        yield uri
+    finally:  # the server and its workers (one process group) never outlive the test
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            urllib.request.urlopen(uri + "/health", timeout=2).read()
-            break
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
-    else:
-        raise AssertionError("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-    yield uri
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
-    log.close()
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
 
 
 @pytest.fixture()
 def proj(tmp_path: Path, toy_files) -> Path:
-    p = project_copy(tmp_path / "proj", toy_files)
-    stage("download", cwd=p, environ=env(tmp_path))
-    return p
+    return with_data(project_copy(tmp_path / "proj", toy_files))
 
 
 def client_for(uri: str):
@@ -99,18 +103,19 @@ def test_training_against_a_real_mlflow_server(proj: Path, tmp_path: Path, mlflo
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
-def test_unreachable_server_fails_before_training(proj: Path, tmp_path: Path) -> None:
-    started = time.time()
-    proc = stage("train", "--schedule", "cosine", cwd=proj, check=False,
-                 environ=env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}"))
+def test_unreachable_server_fails_before_training(proj: Path, monkeypatch) -> None:
+    from lrsched import runs
+
+    monkeypatch.setattr(runs, "load_datasets", lambda cfg: pytest.fail("loaded data despite no server"))
+    proc = stage_in_process("train", "--schedule", "cosine", cwd=proj,
+                            environ={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"})
     assert proc.returncode == 2 and "unreachable" in proc.stderr and "mlflow server" in proc.stderr
-    assert "data:" not in proc.stderr  # stopped before loading data or training
-    assert time.time() - started < 60 and not (proj / "metrics").exists()
+    assert not (proj / "metrics").exists()
 
 
-def test_invalid_store_uri_fails_fast(proj: Path, tmp_path: Path) -> None:
-    proc = stage("train", "--schedule", "cosine", cwd=proj, check=False,
-                 environ=env(tmp_path, MLFLOW_TRACKING_URI="nosuchscheme://x"))
+def test_invalid_store_uri_fails_fast(proj: Path) -> None:
+    proc = stage_in_process("train", "--schedule", "cosine", cwd=proj,
+                            environ={"MLFLOW_TRACKING_URI": "nosuchscheme://x"})
     assert proc.returncode == 2 and "MLFLOW_TRACKING_URI=nosuchscheme://x" in proc.stderr
 
 
@@ -134,21 +139,26 @@ def test_interrupted_run_ends_killed_and_keeps_old_outputs(proj: Path, tmp_path:
     e = env(tmp_path, MLFLOW_TRACKING_URI=uri)
     stage("train", "--schedule", "constant", "--epochs", "1", cwd=proj, environ=e)
     before = (proj / "metrics" / "constant.json").read_text()
+    # started with SIGINT ignored, as a background job of a non-interactive shell (or a CI job) is
     proc = subprocess.Popen([sys.executable, "stages/train.py", "--schedule", "constant", "--epochs", "100000"],
-                            cwd=proj, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    c = client_for(uri)
-    exp = c.get_experiment_by_name("lrsched").experiment_id
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        running = [r for r in c.search_runs([exp]) if r.info.status == "RUNNING"]
-        if running and c.get_metric_history(running[0].info.run_id, "test_acc"):
-            break  # mid-training: at least one epoch logged
-        time.sleep(0.5)
-    else:
+                            cwd=proj, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        c = client_for(uri)
+        exp = c.get_experiment_by_name("lrsched").experiment_id
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            running = [r for r in c.search_runs([exp]) if r.info.status == "RUNNING"]
+            if running and c.get_metric_history(running[0].info.run_id, "test_acc"):
+                break  # mid-training: at least one epoch logged
+            time.sleep(0.5)
+        else:
+            raise AssertionError("training run never started")
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:  # never left training, whatever failed above
         proc.kill()
-        raise AssertionError("training run never started: " + proc.communicate()[1][-2000:])
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=60)
+        proc.wait()
     assert proc.returncode == code, stderr[-2000:]
     assert c.get_run(running[0].info.run_id).info.status == "KILLED"
     assert (proj / "metrics" / "constant.json").read_text() == before
@@ -250,3 +260,30 @@ def test_stages_starting_together_on_a_fresh_store_both_work(tmp_path: Path) -> 
     assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(err[-800:] for err in errors)
     c = client_for(e["MLFLOW_TRACKING_URI"])
     assert [x.name for x in c.search_experiments()].count("lrsched") == 1
+
+
+def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Path, monkeypatch) -> None:
+    """Seeds in parallel processes insert the same dataset row at once: MLflow's loser hits the unique key."""
+    from mlflow.exceptions import MlflowException
+
+    from lrsched.tracking import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    tracker = MlflowTracker("lrsched")
+    real = tracker.client.log_inputs
+    calls = []
+
+    def racing(run_id, datasets):
+        calls.append(run_id)
+        if len(calls) == 1:  # the other seed's process inserted the row first
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                                  "datasets.name, datasets.digest")
+        return real(run_id, datasets)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", racing)
+    with tracker.run("cosine", {}, {}) as logger:
+        logger.client = tracker.client
+        logger.log_dataset("fashion-mnist-train", "abc123", "data/FashionMNIST/raw", "training")
+        run_id = logger.run_id
+    inputs = tracker.client.get_run(run_id).inputs.dataset_inputs
+    assert len(calls) == 2 and [(d.dataset.name, d.dataset.digest) for d in inputs] == [("fashion-mnist-train", "abc123")]

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from helpers import TOY_SPACE_OVERRIDE, assert_config_error, env, free_port, project_copy, stage
+from helpers import (TOY_SPACE_OVERRIDE, assert_config_error, env, free_port, project_copy, stage, stage_in_process,
+                     with_data)
 from lrsched.config import load_config
 from lrsched.errors import ConfigError
 
@@ -139,7 +140,7 @@ def test_three_trial_study_writes_outputs_and_mlflow_runs(tmp_path: Path, toy_fi
     proj = project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "workers": 2, "batch_size": 32},
                         tune={"n_trials": 3, "val_size": 100})
     e = env(tmp_path)
-    stage("download", cwd=proj, environ=e)
+    with_data(proj)
     stage("tune", "--schedule", "cosine", cwd=proj, environ=e)
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
     assert tuned["trials"] == 3 and tuned["complete"] + tuned["pruned"] + tuned["failed"] == 3
@@ -172,8 +173,7 @@ def test_three_trial_study_writes_outputs_and_mlflow_runs(tmp_path: Path, toy_fi
 
 def test_unreachable_storage_is_a_clear_error(tmp_path: Path, toy_files) -> None:
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False})
-    proc = stage("tune", "--schedule", "cosine", "--storage", "postgresql://u:p@127.0.0.1:9/none", cwd=proj,
-                 environ=env(tmp_path), check=False)
+    proc = stage_in_process("tune", "--schedule", "cosine", "--storage", "postgresql://u:p@127.0.0.1:9/none", cwd=proj)
     assert proc.returncode == 2 and "tune.storage=postgresql://u:***@127.0.0.1:9/none: cannot open" in proc.stderr
     assert "u:p@" not in proc.stderr + proc.stdout  # the password is masked
 
@@ -242,7 +242,7 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
                         train={"epochs": 40, "seeds": [0], "batch_size": 32}, tune={"n_trials": 8, "val_size": 100, "pruner": "none",
                                                                  "storage": postgres})
     e = env(tmp_path)
-    stage("download", cwd=proj, environ=e)
+    with_data(proj)
     name = study_name(load_config(proj / "params.yaml"), "cosine")
     cmd = [sys.executable, "stages/tune.py", "--schedule", "cosine", "--worker"]
     # Create Optuna's tables first: two workers doing it at once on an empty database race
@@ -312,7 +312,7 @@ def test_passwords_in_storage_and_tracking_urls_reach_no_output(tmp_path: Path, 
     proj = project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "workers": 2},
                         tune={"n_trials": 4, "val_size": 100, "pruner": "none"})
     e = env(tmp_path, MLFLOW_TRACKING_URI=mlflow_url)
-    stage("download", cwd=proj, environ=e)
+    with_data(proj)
     procs = [stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", optuna_url, cwd=proj, environ=e)]
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
     assert tuned["trials"] == 4 and tuned["complete"] + tuned["pruned"] == 4 and tuned["surplus"] == 0
@@ -365,6 +365,31 @@ def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> No
         assert trained == pytest.approx([0.2, 0.2 * f, 0.2 * f * f])
 
 
+def test_schedule_free_trials_train_with_the_sampled_lr_and_momentum(toy_cfg, monkeypatch) -> None:
+    """Its space holds the optimizer's own LR and momentum: each trial's optimizer gets what was sampled."""
+    from lrsched import optim, tuning
+    from lrsched.callbacks import NullTracker
+
+    cfg = load_config(ROOT / "params.yaml", [
+        f"data.root={toy_cfg.data.root}", "train.epochs=2", "train.batch_size=64", "train.workers=1",
+        "tune.val_size=100", f"tune.storage={toy_cfg.tune.storage}", "tracking.enabled=false", "tune.pruner=none"])
+    given = []
+    real = optim.make_optimizer
+
+    def spy(params, plan, momentum, weight_decay):
+        opt = real(params, plan, momentum, weight_decay)
+        group = opt.param_groups[0]
+        given.append((type(opt).__name__, group["lr"], group["momentum"], group["weight_decay"]))
+        return opt
+
+    monkeypatch.setattr("lrsched.trainer.make_optimizer", spy)
+    study = tuning.run_study(cfg, "schedule_free", NullTracker(), n_trials=3)
+    assert study.trials[0].params == {"lr": 1.0, "momentum": 0.9, "warmup": 1.0, "weight_decay": 0.0}  # params.yaml
+    assert given == [("SGDScheduleFree", t.params["lr"], t.params["momentum"], t.params["weight_decay"])
+                     for t in study.trials]
+    assert len({g[1] for g in given}) == 3
+
+
 def test_high_lr_find_takes_the_range_tests_divergence_lr(tmp_path: Path) -> None:
     from lrsched.search_space import resolve_lr_find
 
@@ -380,8 +405,7 @@ def test_high_lr_find_takes_the_range_tests_divergence_lr(tmp_path: Path) -> Non
 def test_a_space_bounded_by_lr_find_needs_the_range_test_first(tmp_path: Path, toy_files) -> None:
     space = {"linear": {"base_lr": {"type": "float", "low": 0.01, "high": "lr_find", "log": True}}}
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False}, tune={"space": space})
-    proc = stage("tune", "--schedule", "linear", "--lr-find", "metrics/lr_find.json", cwd=proj,
-                 environ=env(tmp_path), check=False)
+    proc = stage_in_process("tune", "--schedule", "linear", "--lr-find", "metrics/lr_find.json", cwd=proj)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: metrics/lr_find.json: missing, and tune.space uses `high: lr_find`; run the range test first "

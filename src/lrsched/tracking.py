@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lrsched.callbacks import RunLogger
@@ -179,7 +180,17 @@ class MlflowRunLogger(RunLogger):
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         dataset = Dataset(name=name, digest=digest, source_type="local", source=json.dumps({"uri": source}))
-        self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+        inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])]
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, inputs)
+                return
+            except MlflowException as exc:
+                # Seeds in parallel processes create the same dataset row at once (MLflow checks, then
+                # inserts): the loser hits the unique constraint; on retry the row exists and is reused.
+                if attempt == 2 or not any(w in str(exc) for w in ("UNIQUE constraint", "duplicate key")):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def log_model(self, model: Any, example: Any) -> str | None:
         """The model as an MLflow logged model (signature, input example), shown on the run's page."""
