@@ -95,7 +95,16 @@ def env(tmp: Path, **extra: str) -> dict[str, str]:
 
 def run(cmd: list[str], cwd: Path, environ: dict[str, str], check: bool = True,
         timeout: float = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout)
+    """Run ``cmd``; on a timeout or Ctrl-C, kill it with everything it started (DVC's stages too)."""
+    child = subprocess.Popen(cmd, cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise
+    proc = subprocess.CompletedProcess(cmd, child.returncode, out, err)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -115,12 +124,20 @@ class Exited:
 
 
 def stage_in_process(script: str, *args: str, cwd: Path, environ: dict[str, str] | None = None) -> Exited:
-    """Run ``stages/<script>.py`` as ``__main__`` here, for error paths: no interpreter to start.
+    """Run ``stages/<script>.py`` as ``__main__`` here: no interpreter to start.
 
-    The working directory, environment, argv and signal handlers are restored afterwards.
+    For error paths that stop before training (a run would set MLflow's global tracking URI).
+    ``environ`` is added to this process's environment. The working directory, environment,
+    argv, signal handlers and the root logger are restored afterwards.
     """
+    import logging
+
+    import optuna  # noqa: F401 - its log handler binds sys.stderr when first imported: not to our capture
+
+    root = logging.getLogger()
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_logging = (list(root.handlers), root.level)
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
     try:
@@ -139,4 +156,6 @@ def stage_in_process(script: str, *args: str, cwd: Path, environ: dict[str, str]
         os.chdir(saved_cwd)
         for sig, handler in saved_signals.items():
             signal.signal(sig, handler)
-    return Exited(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+        root.handlers[:], root.level = saved_logging
+    returncode = 0 if code is None else code if isinstance(code, int) else 1
+    return Exited(returncode, out.getvalue(), err.getvalue())

@@ -137,23 +137,26 @@ def test_exception_ends_the_run_failed_with_the_error(tmp_path: Path, monkeypatc
 def test_interrupted_run_ends_killed_and_keeps_old_outputs(proj: Path, tmp_path: Path, sig, code) -> None:
     uri = f"sqlite:///{tmp_path}/k.db"
     e = env(tmp_path, MLFLOW_TRACKING_URI=uri)
-    stage("train", "--schedule", "constant", "--epochs", "1", cwd=proj, environ=e)
-    before = (proj / "metrics" / "constant.json").read_text()
+    (proj / "metrics").mkdir()
+    before = '{"test_acc": {"mean": 0.5}, "note": "an earlier run\'s result"}\n'
+    (proj / "metrics" / "constant.json").write_text(before)
+    c = client_for(uri)
+    c.search_experiments()  # the store exists before the stage starts: only one process migrates it
     # started with SIGINT ignored, as a background job of a non-interactive shell (or a CI job) is
     proc = subprocess.Popen([sys.executable, "stages/train.py", "--schedule", "constant", "--epochs", "100000"],
                             cwd=proj, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        c = client_for(uri)
-        exp = c.get_experiment_by_name("lrsched").experiment_id
         deadline = time.time() + 90
         while time.time() < deadline:
-            running = [r for r in c.search_runs([exp]) if r.info.status == "RUNNING"]
+            time.sleep(0.5)
+            exp = c.get_experiment_by_name("lrsched")  # the stage creates it
+            running = [r for r in c.search_runs([exp.experiment_id]) if r.info.status == "RUNNING"] if exp else []
             if running and c.get_metric_history(running[0].info.run_id, "test_acc"):
                 break  # mid-training: at least one epoch logged
-            time.sleep(0.5)
         else:
-            raise AssertionError("training run never started")
+            proc.kill()
+            raise AssertionError("training run never started: " + proc.communicate()[1][-2000:])
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:  # never left training, whatever failed above

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,10 +167,6 @@ def test_three_trial_study_writes_outputs_and_mlflow_runs(tmp_path: Path, toy_fi
     assert all(r.data.params["schedule.base_lr"] == str(tuned["best_params"]["base_lr"]) for r in retrains)
     assert {a.path for a in c.list_artifacts(parent.info.run_id)} >= {"history.png", "slice.png"}
 
-    # a second run of the same command resumes: nothing more to do, same study
-    stage("tune", "--schedule", "cosine", cwd=proj, environ=e)
-    assert json.loads((proj / "tuned" / "cosine.json").read_text())["trials"] == 3
-
 
 def test_unreachable_storage_is_a_clear_error(tmp_path: Path, toy_files) -> None:
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False})
@@ -185,9 +182,17 @@ def _pg_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-@pytest.fixture()
-def postgres():
-    """A throw-away PostgreSQL cluster on 127.0.0.1 in a temp dir."""
+def _create_database(url: str, name: str) -> str:
+    import sqlalchemy
+
+    with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 in a temp dir, shared by this module's tests."""
     pg = _pg_bin()
     if pg is None:
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
@@ -200,7 +205,8 @@ def postgres():
     subprocess.run([*as_user, str(pg / "initdb"), "-D", str(base / "db"), "-U", "lrsched", "-A", "trust"],
                    check=True, capture_output=True)
     server = subprocess.Popen([*as_user, str(pg / "postgres"), "-D", str(base / "db"), "-h", "127.0.0.1",
-                               "-p", str(port), "-k", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "-p", str(port), "-k", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # runuser and postgres: one group to signal
     url = f"postgresql://lrsched@127.0.0.1:{port}/postgres"
     import sqlalchemy
 
@@ -215,14 +221,20 @@ def postgres():
                     raise
                 time.sleep(0.5)
         yield url
-    finally:  # the server never outlives the test, however it ended
-        server.terminate()
+    finally:  # the server never outlives the tests, however they ended
+        os.killpg(server.pid, signal.SIGINT)  # postgres' "fast" shutdown: it does not wait for idle clients
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture()
+def postgres(postgres_server: str) -> str:
+    """A fresh, empty database of its own on the shared server."""
+    return _create_database(postgres_server, f"test_{uuid.uuid4().hex[:12]}")
 
 
 def _load(url: str, name: str):
@@ -253,24 +265,29 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
     started = time.time()
     workers = [subprocess.Popen(cmd, cwd=proj, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
-    # kill one worker in the middle of a trial, once both have trials running
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            trials = _load(postgres, name).trials
-        except KeyError:
-            trials = []
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        if sum(t.state == TrialState.RUNNING and bool(t.params) for t in trials) == 2 and finished >= 2:
-            break
-        time.sleep(0.2)
-    else:
+    try:
+        # kill one worker in the middle of a trial, once both have trials running
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            try:
+                trials = _load(postgres, name).trials
+            except KeyError:
+                trials = []
+            finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+            if sum(t.state == TrialState.RUNNING and bool(t.params) for t in trials) == 2 and finished >= 2:
+                break
+            time.sleep(0.2)
+        else:
+            for w in workers:
+                w.kill()
+            raise AssertionError("workers never ran two trials at once:\n" +
+                                 "\n".join(w.communicate()[1][-1500:] for w in workers))
+        workers[0].send_signal(signal.SIGKILL)
+        _, err = workers[1].communicate(timeout=400)
+    finally:  # neither worker outlives the test, whatever failed above
         for w in workers:
             w.kill()
-        raise AssertionError("workers never ran two trials at once:\n" +
-                             "\n".join(w.communicate()[1][-1500:] for w in workers))
-    workers[0].send_signal(signal.SIGKILL)
-    _, err = workers[1].communicate(timeout=400)
+            w.wait()
     assert workers[1].returncode == 0, err[-2000:]
     elapsed = time.time() - started
 
@@ -292,14 +309,6 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
 MARKER = "s3cret-marker"
 
 
-def _create_database(url: str, name: str) -> str:
-    import sqlalchemy
-
-    with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    return url.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.mark.slow
 def test_passwords_in_storage_and_tracking_urls_reach_no_output(tmp_path: Path, toy_files, postgres: str) -> None:
     """A marker password in tune.storage and MLFLOW_TRACKING_URI: in no log, error, file, param or tag."""
@@ -308,9 +317,8 @@ def test_passwords_in_storage_and_tracking_urls_reach_no_output(tmp_path: Path, 
     # trust auth: any password connects, so the marker travels every path a real password would
     with_marker = lambda url: url.replace("lrsched@", f"lrsched:{MARKER}@")  # noqa: E731
     optuna_url = with_marker(postgres)
-    mlflow_url = with_marker(_create_database(postgres, "mlflow"))  # MLflow's and Optuna's tables apart
-    proj = project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "workers": 2},
-                        tune={"n_trials": 4, "val_size": 100, "pruner": "none"})
+    mlflow_url = with_marker(_create_database(postgres, "mlflow_" + postgres.rsplit("/", 1)[1]))  # apart from Optuna's
+    proj = project_copy(tmp_path / "proj", toy_files, tune={"n_trials": 4, "val_size": 100, "pruner": "none"})
     e = env(tmp_path, MLFLOW_TRACKING_URI=mlflow_url)
     with_data(proj)
     procs = [stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", optuna_url, cwd=proj, environ=e)]
