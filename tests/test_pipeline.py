@@ -28,7 +28,9 @@ def ran(proc) -> set[str]:
 
 def two_schedule_copy(dest: Path, toy_files) -> Path:
     raw = default_raw()
-    proj = project_copy(dest, toy_files, train={"seeds": [0, 1], "workers": 2, "epochs": 2, "batch_size": 32},
+    # two paired seeds, trained one after the other in the stage's own process (worker processes
+    # are tested elsewhere; here they would only add interpreter start-ups)
+    proj = project_copy(dest, toy_files, train={"seeds": [0, 1], "workers": 1, "epochs": 2, "batch_size": 32},
                         tune={"n_trials": 2, "val_size": 100, "space": {s: raw["tune"]["space"][s] for s in TUNED}})
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["schedules"] = {s: raw["schedules"][s] for s in SCHEDULES}
@@ -120,12 +122,13 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
 
 def queued_experiments_track_into_the_project(proj: Path, tmp_path: Path) -> None:
     """`dvc exp run --queue` runs each experiment in a temporary copy that DVC deletes afterwards:
-    its MLflow runs and Optuna studies must land in the project's own stores all the same."""
+    its MLflow runs must land in the project's own store all the same (Optuna's storage is found
+    the same way: tests/test_tuning.py::test_stores_resolve_in_the_project_under_a_queued_experiment)."""
     import time
 
     e = env(tmp_path)
     del e["MLFLOW_TRACKING_URI"]  # the project's default store: mlflow.db beside dvc.yaml
-    for n, override in enumerate(("schedules.linear.base_lr=0.2", "schedules.schedule_free.lr=0.5")):
+    for n, override in enumerate(("schedules.schedule_free.lr=0.5", "schedules.schedule_free.warmup=0.5")):
         run(["dvc", "exp", "run", "--queue", "-n", f"exp{n}", "-S", override], proj, e)
     started = time.time()
     try:
@@ -150,13 +153,10 @@ def queued_experiments_track_into_the_project(proj: Path, tmp_path: Path) -> Non
     by_exp = {name: {r.data.tags["lrsched.stage"] for r in runs if r.data.tags["lrsched.dvc_exp"] == name}
               for name in ("exp0", "exp1")}
     print("runs in the project's mlflow.db by experiment:", by_exp)
-    assert by_exp["exp0"] >= {"train@linear", "tune@linear"}
-    assert by_exp["exp1"] >= {"train@schedule_free"}
-    assert all(r.info.status == "FINISHED" for r in runs if r.data.tags.get("lrsched.role") != "trial")
+    assert by_exp == {"exp0": {"train@schedule_free"}, "exp1": {"train@schedule_free"}}
+    lrs = {(r.data.tags["lrsched.dvc_exp"], r.data.params["schedule.lr"], r.data.params["schedule.warmup"])
+           for r in runs}
+    assert lrs == {("exp0", "0.5", "1.0"), ("exp1", "0.8", "0.5")}  # each its own change to the committed params
+    assert all(r.info.status == "FINISHED" for r in runs) and len(runs) == 4  # 2 experiments x 2 seeds
     # artifacts are in the project too (the temporary copies are gone)
     assert all(Path(r.info.artifact_uri.removeprefix("file://")).is_relative_to(proj) for r in runs)
-
-    import optuna
-
-    studies = optuna.get_all_study_names(f"sqlite:///{proj / 'optuna' / 'optuna.db'}")
-    assert len([s for s in studies if s.startswith("linear-")]) == 2  # the repro's and exp0's

@@ -107,7 +107,7 @@ def test_resume_adds_trials_to_the_same_study(toy_cfg) -> None:
 
 
 def test_parallel_study_is_the_same_trial_for_trial_on_every_run(toy_cfg, tmp_path: Path) -> None:
-    """Batches of 2 worker processes: the same params, states, values and epoch curves twice over."""
+    """Two batches of 2 worker processes: the same params, states, values and epoch curves twice over."""
     from lrsched.callbacks import NullTracker
     from lrsched.tuning import run_study
 
@@ -115,9 +115,9 @@ def test_parallel_study_is_the_same_trial_for_trial_on_every_run(toy_cfg, tmp_pa
     for i in range(2):
         cfg = replace(toy_cfg, train=replace(toy_cfg.train, workers=2),
                       tune=replace(toy_cfg.tune, storage=str(tmp_path / f"parallel-{i}.db")))
-        runs.append(_trials(run_study(cfg, "cosine", NullTracker(), n_trials=6)))
-    assert len(runs[0]) == 6 and runs[0] == runs[1]
-    assert len({str(params) for _, _, params, _, _ in runs[0]}) == 6
+        runs.append(_trials(run_study(cfg, "cosine", NullTracker(), n_trials=4)))
+    assert len(runs[0]) == 4 and runs[0] == runs[1]
+    assert len({str(params) for _, _, params, _, _ in runs[0]}) == 4
 
 
 def test_diverging_trial_fails_with_its_reason_and_the_study_goes_on(toy_cfg) -> None:
@@ -134,39 +134,7 @@ def test_diverging_trial_fails_with_its_reason_and_the_study_goes_on(toy_cfg) ->
     assert all("non-finite training loss" in t.user_attrs["fail_reason"] for t in failed)
 
 
-# --- the stage end to end -------------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_three_trial_study_writes_outputs_and_mlflow_runs(tmp_path: Path, toy_files) -> None:
-    proj = project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "workers": 2, "batch_size": 32},
-                        tune={"n_trials": 3, "val_size": 100})
-    e = env(tmp_path)
-    with_data(proj)
-    stage("tune", "--schedule", "cosine", cwd=proj, environ=e)
-    tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
-    assert tuned["trials"] == 3 and tuned["complete"] + tuned["pruned"] + tuned["failed"] == 3
-    assert set(tuned["best_params"]) == {"base_lr", "final_lr", "momentum", "weight_decay"}
-    metrics = json.loads((proj / "metrics" / "tuned" / "cosine.json").read_text())
-    assert metrics["params"] == tuned["best_params"] and metrics["seeds"] == [0, 1]
-    assert sorted(metrics["per_seed"]) == ["0", "1"] and metrics["n"] == 2  # retrained on both paired seeds
-    assert (proj / "models" / "tuned" / "cosine.pt").is_file()
-    assert {p.name for p in (proj / "plots" / "tune" / "cosine").iterdir()} >= {"history.png", "slice.png"}
-
-    from mlflow.tracking import MlflowClient
-
-    c = MlflowClient(e["MLFLOW_TRACKING_URI"])
-    runs = c.search_runs([c.get_experiment_by_name("lrsched").experiment_id])
-    by_name = {r.info.run_name: r for r in runs}
-    parent = by_name["cosine-study"]
-    trials = [r for r in runs if r.data.tags.get("lrsched.role") == "trial"]
-    assert len(trials) == 3 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
-    assert all(len(c.get_metric_history(r.info.run_id, "val_acc")) >= 1 for r in trials)
-    retrains = [r for r in runs if r.info.run_name == "cosine-tuned"]
-    assert sorted(r.data.tags["lrsched.seed"] for r in retrains) == ["0", "1"]  # the paired seeds
-    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in retrains)
-    assert all(r.data.params["schedule.base_lr"] == str(tuned["best_params"]["base_lr"]) for r in retrains)
-    assert {a.path for a in c.list_artifacts(parent.info.run_id)} >= {"history.png", "slice.png"}
-
+# --- the stage end to end: tests/test_pipeline.py (DVC) and the PostgreSQL tests below ---------------
 
 def test_unreachable_storage_is_a_clear_error(tmp_path: Path, toy_files) -> None:
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False})
@@ -310,21 +278,43 @@ MARKER = "s3cret-marker"
 
 
 @pytest.mark.slow
-def test_passwords_in_storage_and_tracking_urls_reach_no_output(tmp_path: Path, toy_files, postgres: str) -> None:
-    """A marker password in tune.storage and MLFLOW_TRACKING_URI: in no log, error, file, param or tag."""
+def test_tune_stage_end_to_end_with_passwords_in_its_urls(tmp_path: Path, toy_files, postgres: str) -> None:
+    """The stage's outputs and MLflow runs, with a marker password in tune.storage and MLFLOW_TRACKING_URI:
+    it must reach no log, error, file, param or tag."""
     from mlflow.tracking import MlflowClient
 
     # trust auth: any password connects, so the marker travels every path a real password would
     with_marker = lambda url: url.replace("lrsched@", f"lrsched:{MARKER}@")  # noqa: E731
     optuna_url = with_marker(postgres)
     mlflow_url = with_marker(_create_database(postgres, "mlflow_" + postgres.rsplit("/", 1)[1]))  # apart from Optuna's
-    proj = project_copy(tmp_path / "proj", toy_files, tune={"n_trials": 4, "val_size": 100, "pruner": "none"})
+    proj = with_data(project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "batch_size": 32},
+                                  tune={"n_trials": 3, "val_size": 100}))
     e = env(tmp_path, MLFLOW_TRACKING_URI=mlflow_url)
-    with_data(proj)
     procs = [stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", optuna_url, cwd=proj, environ=e)]
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
-    assert tuned["trials"] == 4 and tuned["complete"] + tuned["pruned"] == 4 and tuned["surplus"] == 0
+    assert tuned["trials"] == 3 and tuned["complete"] + tuned["pruned"] + tuned["failed"] == 3
+    assert tuned["surplus"] == 0 and set(tuned["best_params"]) == {"base_lr", "final_lr", "momentum", "weight_decay"}
     assert tuned["storage"] == postgres.replace("lrsched@", "lrsched:***@")  # shown, masked
+    metrics = json.loads((proj / "metrics" / "tuned" / "cosine.json").read_text())
+    assert metrics["params"] == tuned["best_params"] and metrics["seeds"] == [0, 1]
+    assert sorted(metrics["per_seed"]) == ["0", "1"] and metrics["n"] == 2  # retrained on both paired seeds
+    assert (proj / "models" / "tuned" / "cosine.pt").is_file()
+    assert {p.name for p in (proj / "plots" / "tune" / "cosine").iterdir()} >= {"history.png", "slice.png"}
+
+    # MLflow: the study is a parent run, each trial and each retrained seed a child
+    c = MlflowClient(mlflow_url)
+    exp = c.get_experiment_by_name("lrsched")
+    runs = c.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.info.run_name == "cosine-study")
+    assert parent.data.params["tune.storage"] == postgres.replace("lrsched@", "lrsched:***@")
+    trials = [r for r in runs if r.data.tags.get("lrsched.role") == "trial"]
+    assert len(trials) == 3 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
+    assert all(len(c.get_metric_history(r.info.run_id, "val_acc")) >= 1 for r in trials)
+    retrains = [r for r in runs if r.info.run_name == "cosine-tuned"]
+    assert sorted(r.data.tags["lrsched.seed"] for r in retrains) == ["0", "1"]  # the paired seeds
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in retrains)
+    assert all(r.data.params["schedule.base_lr"] == str(tuned["best_params"]["base_lr"]) for r in retrains)
+    assert {a.path for a in c.list_artifacts(parent.info.run_id)} >= {"history.png", "slice.png"}
 
     # the errors name the URL, masked: an unreachable Optuna storage, an unreachable tracking store
     dead = with_marker(f"postgresql://lrsched@127.0.0.1:{free_port()}/none")
@@ -334,13 +324,8 @@ def test_passwords_in_storage_and_tracking_urls_reach_no_output(tmp_path: Path, 
                        check=False))
     assert procs[-1].returncode == 2 and "MLFLOW_TRACKING_URI=postgresql://lrsched:***@127.0.0.1:" in procs[-1].stderr
 
-    client = MlflowClient(mlflow_url)
-    exp = client.get_experiment_by_name("lrsched")
-    runs = client.search_runs([exp.experiment_id])
-    assert {r.info.run_name for r in runs} >= {"cosine-study", "cosine-tuned"}
-    parent = next(r for r in runs if r.info.run_name == "cosine-study")
-    assert parent.data.params["tune.storage"] == postgres.replace("lrsched@", "lrsched:***@")
-    tracked = [json.dumps([r.data.params, r.data.tags]) for r in runs] + [json.dumps(exp.tags)]
+    tracked = [json.dumps([r.data.params, r.data.tags]) for r in c.search_runs([exp.experiment_id])]
+    tracked.append(json.dumps(exp.tags))
     written = [p.read_bytes().decode("utf-8", "replace") for p in proj.rglob("*") if p.is_file()]
     outputs = [p.stdout + p.stderr for p in procs]
     assert not [text for text in tracked + written + outputs if MARKER in text]
@@ -396,6 +381,24 @@ def test_schedule_free_trials_train_with_the_sampled_lr_and_momentum(toy_cfg, mo
     assert given == [("SGDScheduleFree", t.params["lr"], t.params["momentum"], t.params["weight_decay"])
                      for t in study.trials]
     assert len({g[1] for g in given}) == 3
+
+
+def test_stores_resolve_in_the_project_under_a_queued_experiment(tmp_path: Path, monkeypatch) -> None:
+    """A queued `dvc exp run` works in a temporary copy and sets DVC_ROOT to the real project."""
+    from lrsched.tracking import artifact_location, tracking_uri
+    from lrsched.tuning import storage_url
+
+    project, copy = tmp_path / "project", tmp_path / "project" / ".dvc" / "tmp" / "exps" / "run" / "abc"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    assert storage_url("optuna/optuna.db") == f"sqlite:///{project}/optuna/optuna.db"
+    assert tracking_uri() == f"sqlite:///{project}/mlflow.db"
+    assert artifact_location() == (project / "mlruns").as_uri()
+    assert (project / "optuna").is_dir() and not (copy / "optuna").exists()
+    monkeypatch.delenv("DVC_ROOT")  # a plain `dvc repro` or a stage run by hand: the working directory
+    assert storage_url("optuna/optuna.db") == f"sqlite:///{copy}/optuna/optuna.db"
 
 
 def test_high_lr_find_takes_the_range_tests_divergence_lr(tmp_path: Path) -> None:
