@@ -110,6 +110,9 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
     e2 = env(tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/clone-mlflow.db")
     status = json.loads(run(["dvc", "status", "--json"], clone, e2).stdout)
     assert set(status) == EVERY_STAGE
+    missing = {path for changes in status.values() for change in changes if isinstance(change, dict)
+               for path, state in change.get("changed deps", {}).items() if state == "deleted"}
+    assert missing == {"data/FashionMNIST/raw"}  # only the download's output: every code, param and result is in git
     assert ran(run(["dvc", "repro", "train@schedule_free"], clone, e2)) == {"download", "train@schedule_free"}
     # same code, params and seeds: the clone's per-seed numbers are the committed ones, exactly
     committed = json.loads((proj / "metrics" / "schedule_free.json").read_text())["per_seed"]
