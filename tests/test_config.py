@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from helpers import assert_config_error, default_raw
+from helpers import ROOT, assert_config_error, default_raw
 from lrsched.config import apply_overrides, load_config, parse_config
 from lrsched.errors import ConfigError
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from helpers import (TOY_SPACE_OVERRIDE, assert_config_error, env, free_port, project_copy, stage, stage_in_process,
-                     with_data)
+from helpers import (ROOT, TOY_SPACE_OVERRIDE, assert_config_error, env, free_port, project_copy, stage,
+                     stage_in_process, with_data)
 from lrsched.config import load_config
 from lrsched.errors import ConfigError
 
