@@ -110,6 +110,16 @@ def run(cmd: list[str], cwd: Path, environ: dict[str, str], check: bool = True,
     return proc
 
 
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    """End a server started with ``start_new_session=True`` and everything it forked; SIGKILL if it lingers."""
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def stage(script: str, *args: str, cwd: Path, environ: dict[str, str], check: bool = True):
     return run([sys.executable, f"stages/{script}.py", *args], cwd, environ, check)
 

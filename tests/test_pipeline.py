@@ -65,9 +65,10 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
     assert json.loads((proj / "tuned" / "linear.json").read_text())["trials"] == 2
     for png in ("lr_curves.png", "test_acc.png", "final_acc.png"):
         assert (proj / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    rows = {r[1]: r for r in report_rows(proj)}
+    ranked = report_rows(proj)
+    rows = {r[1]: r for r in ranked}
     assert sorted(rows) == SCHEDULES  # both learn the toy data: both ranked
-    means = [float(r[3].split()[0]) for r in report_rows(proj)]
+    means = [float(r[3].split()[0]) for r in ranked]
     assert means == sorted(means, reverse=True)
     assert rows["linear"][7].startswith(f"{tuned['test_acc']['mean']:.4f}")  # from this run's tune stage
     assert rows["schedule_free"][7] == "—"  # not tuned
@@ -77,12 +78,12 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
 
     client = MlflowClient(e["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("lrsched")
-    runs = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags["lrsched.stage"].startswith("train@")]
+    every = client.search_runs([exp.experiment_id])
+    runs = [r for r in every if r.data.tags["lrsched.stage"].startswith("train@")]
     assert sorted((r.info.run_name, r.data.tags["lrsched.seed"]) for r in runs) == \
         [(s, seed) for s in SCHEDULES for seed in ("0", "1")]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["lrsched.env.pinned"] for r in runs} == {"True"}
-    every = client.search_runs([exp.experiment_id])
     assert "linear-study" in {r.info.run_name for r in every}
     assert len({r.data.tags["lrsched.study"] for r in every}) == 1  # one repro, one study tag
 

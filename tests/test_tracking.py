@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import env, free_port, project_copy, run, stage, stage_in_process, with_data
+from helpers import env, free_port, project_copy, run, stage, stage_in_process, stop_group, with_data
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -42,12 +42,7 @@ def mlflow_server(tmp_path: Path):
             raise AssertionError("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
         yield uri
     finally:  # the server and its workers (one process group) never outlive the test
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         log.close()
 
 

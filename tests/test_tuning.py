@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (ROOT, TOY_SPACE_OVERRIDE, assert_config_error, env, free_port, project_copy, stage,
-                     stage_in_process, with_data)
+                     stage_in_process, stop_group, with_data)
 from lrsched.config import load_config
 from lrsched.errors import ConfigError
 
@@ -189,12 +189,7 @@ def postgres_server():
                 time.sleep(0.5)
         yield url
     finally:  # the server never outlives the tests, however they ended
-        os.killpg(server.pid, signal.SIGINT)  # postgres' "fast" shutdown: it does not wait for idle clients
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server, signal.SIGINT)  # postgres' "fast" shutdown: it does not wait for idle clients
         shutil.rmtree(base, ignore_errors=True)
 
 
