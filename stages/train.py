@@ -2,11 +2,8 @@
 
 from pathlib import Path
 
-import torch
-
 from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, run_main
-from lrsched.io import atomic_path, write_json
-from lrsched.results import mean_history, summarize
+from lrsched.results import write_results
 from lrsched.runs import get_schedule_spec, train_schedule
 
 
@@ -26,11 +23,9 @@ def main() -> None:
     tracker = make_tracker(cfg, stage=f"train@{name}")  # fails fast on a bad tracking URI
     results = train_schedule(cfg, name, tracker, {}, progress=not args.no_progress)
 
-    summary = summarize(results)
-    write_json(Path(args.history or f"history/{name}.json"), mean_history(results))
-    with atomic_path(Path(args.model or f"models/{name}.pt")) as tmp:
-        torch.save({r.seed: r.state_dict for r in results}, tmp)
-    write_json(Path(args.metrics or f"metrics/{name}.json"), summary)  # last: DVC reads it as the result
+    summary = write_results(results, metrics=Path(args.metrics or f"metrics/{name}.json"),
+                            history=Path(args.history or f"history/{name}.json"),
+                            model=Path(args.model or f"models/{name}.pt"))
     if "test_acc" in summary:
         acc = summary["test_acc"]
         log.info("%s: test_acc %.4f ± %.4f (95%% CI half-width, n=%d)", name, acc["mean"],

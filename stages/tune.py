@@ -8,14 +8,12 @@
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from lrsched.cli import add_shortcuts, base_parser, load_args_config, make_tracker, run_main
 from lrsched.config import Config
 from lrsched.errors import DataError
-from lrsched.io import atomic_path, read_json, write_json
+from lrsched.io import read_json, write_json
+from lrsched.results import write_results
 from lrsched.search_space import resolve_lr_find, uses_lr_find
-from lrsched.results import mean_history, summarize
 from lrsched.tuning import open_study, run_worker, study_name, tune_schedule
 
 
@@ -56,10 +54,9 @@ def main() -> None:
 
     tuned = tune_schedule(cfg, name, tracker, Path(args.plots or f"plots/tune/{name}"), study=study)
     write_json(Path(args.summary or f"tuned/{name}.json"), tuned.summary)
-    write_json(Path(args.history or f"history/tuned/{name}.json"), mean_history(tuned.results))
-    with atomic_path(Path(args.model or f"models/tuned/{name}.pt")) as tmp:
-        torch.save({r.seed: r.state_dict for r in tuned.results}, tmp)
-    write_json(Path(args.metrics or f"metrics/tuned/{name}.json"), {**summarize(tuned.results), "params": tuned.params})
+    write_results(tuned.results, metrics=Path(args.metrics or f"metrics/tuned/{name}.json"),
+                  history=Path(args.history or f"history/tuned/{name}.json"),
+                  model=Path(args.model or f"models/tuned/{name}.pt"), extra={"params": tuned.params})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Callable
 
 from lrsched.config import Config, load_config
 from lrsched.errors import LrschedError, Terminated
-from lrsched.parallel import install_signal_handlers
+from lrsched.signals import install_signal_handlers
 
 log = logging.getLogger("lrsched")
 

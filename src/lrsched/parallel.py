@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 from typing import Any, Callable, Iterable, TypeVar
 
 from tqdm.auto import tqdm
 
 from lrsched.errors import Terminated
+from lrsched.signals import install_signal_handlers
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,16 +30,6 @@ def worker_count(requested: int, jobs: int) -> int:
     """``requested`` 0 means one per core; never more processes than jobs."""
     n = requested or os.cpu_count() or 1
     return max(1, min(n, jobs))
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-def install_signal_handlers() -> None:
-    """SIGTERM ends a run like Ctrl-C; SIGINT works even if the parent started us with it ignored."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _init(setup: Callable[..., Any], args: tuple) -> None:

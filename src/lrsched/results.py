@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
+from lrsched.io import atomic_path, write_json
 from lrsched.stats import mean_ci
 
 FINAL_KEYS = ("test_acc", "best_test_acc", "train_acc", "train_loss", "val_acc")
@@ -79,3 +81,19 @@ def mean_history(results: Sequence[SeedResult]) -> list[dict[str, float]]:
                 row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         rows.append(row)
     return rows
+
+
+def write_results(results: Sequence[SeedResult], *, metrics: Path, history: Path, model: Path,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A trained schedule's three outputs, each atomic; the metrics (what DVC reads as the result) last.
+
+    ``extra`` joins the summary (e.g. the tuned params). Returns the metrics written.
+    """
+    import torch
+
+    write_json(history, mean_history(results))
+    with atomic_path(model) as tmp:
+        torch.save({r.seed: r.state_dict for r in results}, tmp)
+    summary = {**summarize(results), **(extra or {})}
+    write_json(metrics, summary)
+    return summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from lrsched.callbacks import RunLogger
 from lrsched.errors import LrschedError, Terminated
 from lrsched.io import file_lock, project_root
+from lrsched.signals import signals_deferred
 from lrsched.urls import mask_password
 
 PARAM_MAX = 6000  # MLflow's limit on one param value
@@ -64,6 +66,34 @@ def store_lock(uri: str) -> Iterator[None]:
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy stores besides sqlite
 
 
+class UninterruptedClient:
+    """An ``MlflowClient`` whose every call ends before Ctrl-C/SIGTERM act (see :mod:`lrsched.signals`).
+
+    A database store's write cut in half keeps its transaction (and SQLite's lock) open, and the
+    run's own KILLED status could then not be written. A server's calls are left interruptible:
+    its writes are transactions on the server, and its retries can take minutes.
+    """
+
+    def __init__(self, uri: str):
+        self._client = MlflowClient(uri)
+        self._defer = not uri.startswith(("http://", "https://", "databricks"))
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not (self._defer and callable(attr)):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with signals_deferred():
+                return attr(*args, **kwargs)
+        return call
+
+    def uninterrupted(self) -> contextlib.AbstractContextManager[None]:
+        """For writes made outside this client (MLflow's fluent API) to the same store."""
+        return signals_deferred() if self._defer else contextlib.nullcontext()
+
+
 def check_tracking_uri(uri: str | None = None) -> str:
     """Fail fast, before any training, when the tracking store is unreachable or invalid."""
     uri = uri or tracking_uri()
@@ -81,9 +111,15 @@ def check_tracking_uri(uri: str | None = None) -> str:
             # one plain connection first: MLflow's own engine retries an unreachable database for ~100 s
             import sqlalchemy
 
-            sqlalchemy.create_engine(uri).connect().close()
+            # a bounded wait (psycopg2 and MySQL drivers), not the OS's minutes for a host that drops packets
+            timeout = {"connect_timeout": 5} if uri.startswith(("postgresql", "mysql")) else {}
+            engine = sqlalchemy.create_engine(uri, connect_args=timeout)
+            try:
+                engine.connect().close()
+            finally:
+                engine.dispose()
         with store_lock(uri):
-            MlflowClient(uri).search_experiments(max_results=1)
+            UninterruptedClient(uri).search_experiments(max_results=1)  # may create or migrate the store
     except Exception as exc:  # mlflow raises many types for a bad store URI
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"MLFLOW_TRACKING_URI={mask_password(uri)}: cannot open the tracking store "
@@ -125,6 +161,17 @@ def study_id() -> str:
     return "run-" + time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
+def _is_unique_violation(exc: BaseException) -> bool:
+    """A database's unique-key error (SQLite, PostgreSQL, MySQL...), which MLflow wraps."""
+    from sqlalchemy.exc import IntegrityError
+
+    while exc is not None:
+        if isinstance(exc, IntegrityError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _param_value(value: Any) -> str:
     return mask_password(str(value))[:PARAM_MAX]
 
@@ -132,7 +179,7 @@ def _param_value(value: Any) -> str:
 class MlflowRunLogger(RunLogger):
     """Streams a run's per-epoch and per-step metrics to MLflow."""
 
-    def __init__(self, client: MlflowClient, run_id: str):
+    def __init__(self, client: UninterruptedClient, run_id: str):
         self.client, self.run_id = client, run_id
         self._pending: list[Metric] = []
         self.status: str | None = None  # set when the run must not end FINISHED
@@ -151,9 +198,11 @@ class MlflowRunLogger(RunLogger):
         self.flush()
 
     def flush(self) -> None:
-        for start in range(0, len(self._pending), 1000):  # MLflow's batch limit
-            self.client.log_batch(self.run_id, metrics=self._pending[start:start + 1000])
-        self._pending = []
+        while self._pending:
+            batch = self._pending[:1000]  # MLflow's batch limit
+            with self.client.uninterrupted():  # sent and forgotten together: an interrupt never re-sends
+                self.client.log_batch(self.run_id, metrics=batch)
+                del self._pending[:len(batch)]
 
     def log_artifacts(self, folder: Path) -> None:
         self.flush()
@@ -188,7 +237,7 @@ class MlflowRunLogger(RunLogger):
             except MlflowException as exc:
                 # Seeds in parallel processes create the same dataset row at once (MLflow checks, then
                 # inserts): the loser hits the unique constraint; on retry the row exists and is reused.
-                if attempt == 2 or not any(w in str(exc) for w in ("UNIQUE constraint", "duplicate key")):
+                if attempt == 2 or not _is_unique_violation(exc):
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
@@ -202,7 +251,7 @@ class MlflowRunLogger(RunLogger):
         model = copy.deepcopy(model).to("cpu").eval()
         with torch.no_grad():
             signature = infer_signature(example.numpy(), model(example).numpy())
-        with mlflow.start_run(run_id=self.run_id):  # log_model needs the fluent API's active run
+        with self.client.uninterrupted(), mlflow.start_run(run_id=self.run_id):  # log_model needs an active run
             info = mlflow.pytorch.log_model(
                 model, name="model", signature=signature, input_example=example.numpy(),
                 # pinned here: inferring requirements would import-scan the environment (seconds per run)
@@ -235,7 +284,7 @@ class MlflowTracker:
         self.end_orphaned_runs()
 
     def _connect(self) -> None:
-        self.client = MlflowClient(self.uri)
+        self.client = UninterruptedClient(self.uri)
         mlflow.set_tracking_uri(self.uri)
         with store_lock(self.uri):
             exp = self.client.get_experiment_by_name(self.experiment)
@@ -249,7 +298,8 @@ class MlflowTracker:
 
     def register_model(self, model_uri: str, alias: str) -> str | None:
         """A new version of ``REGISTERED_MODEL`` from ``model_uri``; ``@alias`` now points at it."""
-        version = mlflow.register_model(model_uri, REGISTERED_MODEL, await_registration_for=60).version
+        with self.client.uninterrupted():
+            version = mlflow.register_model(model_uri, REGISTERED_MODEL, await_registration_for=60).version
         self.client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
         return f"models:/{REGISTERED_MODEL}@{alias}"
 
@@ -293,7 +343,7 @@ class MlflowTracker:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.client = MlflowClient(self.uri)
+        self.client = UninterruptedClient(self.uri)
         mlflow.set_tracking_uri(self.uri)
 
     @contextlib.contextmanager

@@ -40,7 +40,7 @@ from lrsched.data import Split, train_val_split
 from lrsched.errors import ConfigError, LrschedError
 from lrsched.io import project_root
 from lrsched.parallel import Workers, worker_count
-from lrsched.registry import OPTIMIZER_KEYS, parse_spec
+from lrsched.registry import parse_spec
 from lrsched.results import SeedResult
 from lrsched.runs import fit_options, load_datasets, plan_for, train_schedule
 from lrsched.search_space import space_digest
