@@ -26,7 +26,7 @@ run: setup
 	source $(VENV)/bin/activate && dvc repro
 
 test: setup
-	source $(VENV)/bin/activate && python -m pytest -n auto --durations=10
+	source $(VENV)/bin/activate && python -m pytest -n auto --maxschedchunk 1 --durations=10
 
 bench: setup
 	source $(VENV)/bin/activate && python benchmarks/throughput.py

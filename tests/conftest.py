@@ -73,3 +73,10 @@ def toy_root(tmp_path: Path, toy_files: dict[str, bytes]) -> Path:
     root = tmp_path / "data"
     write_source(root / "FashionMNIST" / "raw", toy_files, gz=False)
     return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end (``slow``) tests first. With ``-n auto --maxschedchunk 1`` xdist hands each
+    worker its next test as it frees up, so the long ones start at once and the many short
+    ones fill in around them, rather than one long test running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order within

@@ -121,31 +121,48 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
     strip = lambda d: {s: {k: v for k, v in r.items() if k != "seconds"} for s, r in d.items()}  # noqa: E731
     assert strip(rerun) == strip(committed)
 
-    queued_experiments_track_into_the_project(proj, tmp_path)
 
 
-def queued_experiments_track_into_the_project(proj: Path, tmp_path: Path) -> None:
+def queue_workers(proj: Path) -> list:
+    """This project's `dvc exp queue-worker` processes (detached: not our children)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        if "queue-worker" in (p.info["cmdline"] or []) and Path(p.info["cwd"] or "/").is_relative_to(proj):
+            found.append(p)
+    return found
+
+
+def test_queued_experiments_track_into_the_project(tmp_path: Path, toy_files) -> None:
     """`dvc exp run --queue` runs each experiment in a temporary copy that DVC deletes afterwards:
     its MLflow runs must land in the project's own store all the same (Optuna's storage is found
     the same way: tests/test_tuning.py::test_stores_resolve_in_the_project_under_a_queued_experiment)."""
     import time
 
+    import psutil
+
+    proj = project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "workers": 1, "batch_size": 32})
     e = env(tmp_path)
     del e["MLFLOW_TRACKING_URI"]  # the project's default store: mlflow.db beside dvc.yaml
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+        run(cmd, proj, e)
     for n, override in enumerate(("schedules.schedule_free.lr=0.5", "schedules.schedule_free.warmup=0.5")):
-        run(["dvc", "exp", "run", "--queue", "-n", f"exp{n}", "-S", override], proj, e)
+        run(["dvc", "exp", "run", "--queue", "-n", f"exp{n}", "-S", override, "train@schedule_free"], proj, e)
     started = time.time()
     try:
         run(["dvc", "queue", "start", "-j", "2"], proj, e)
+        # the workers stop themselves once the queue is empty: wait for that (cheaper than polling DVC)
         deadline = time.time() + 600
-        while time.time() < deadline:
-            status = run(["dvc", "queue", "status"], proj, e).stdout
-            if "Queued" not in status and "Running" not in status:
-                break
-            time.sleep(2)
+        while time.time() < deadline and (queue_workers(proj) or time.time() - started < 10):
+            time.sleep(1)
+        status = run(["dvc", "queue", "status"], proj, e).stdout
         assert status.count("Success") == 2, status
     finally:
         run(["dvc", "queue", "stop", "--kill"], proj, e, check=False)
+        for worker in queue_workers(proj):  # never left running, whatever failed above
+            worker.kill()
+        psutil.wait_procs(queue_workers(proj), timeout=10)
     print(f"dvc queue start -j 2: both experiments done in {time.time() - started:.0f}s")
     assert {"exp0", "exp1"} <= set(run(["dvc", "exp", "ls", "--name-only"], proj, e).stdout.split())
 
@@ -160,7 +177,7 @@ def queued_experiments_track_into_the_project(proj: Path, tmp_path: Path) -> Non
     assert by_exp == {"exp0": {"train@schedule_free"}, "exp1": {"train@schedule_free"}}
     lrs = {(r.data.tags["lrsched.dvc_exp"], r.data.params["schedule.lr"], r.data.params["schedule.warmup"])
            for r in runs}
-    assert lrs == {("exp0", "0.5", "1.0"), ("exp1", "0.8", "0.5")}  # each its own change to the committed params
+    assert lrs == {("exp0", "0.5", "1.0"), ("exp1", "1.0", "0.5")}  # each its own change to the committed params
     assert all(r.info.status == "FINISHED" for r in runs) and len(runs) == 4  # 2 experiments x 2 seeds
     # artifacts are in the project too (the temporary copies are gone)
     assert all(Path(r.info.artifact_uri.removeprefix("file://")).is_relative_to(proj) for r in runs)

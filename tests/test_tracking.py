@@ -260,7 +260,8 @@ def test_stages_starting_together_on_a_fresh_store_both_work(tmp_path: Path) -> 
     assert [x.name for x in c.search_experiments()].count("lrsched") == 1
 
 
-def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("where", ["local store", "server"])
+def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Path, monkeypatch, where) -> None:
     """Seeds in parallel processes insert the same dataset row at once: MLflow's loser hits the unique key."""
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import IntegrityError
@@ -275,6 +276,8 @@ def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Pa
     def racing(run_id, datasets):
         calls.append(run_id)
         if len(calls) == 1:  # the other seed's process inserted the row first (MLflow wraps the driver's error)
+            if where == "server":  # a tracking server reports the database's error in its message only
+                raise MlflowException("(pymysql.err.IntegrityError) (1062, \"Duplicate entry 'fmnist' for key\")")
             violation = IntegrityError("INSERT INTO datasets ...", {}, Exception("UNIQUE constraint failed"))
             raise MlflowException(violation) from violation
         return real(run_id, datasets)
@@ -316,10 +319,42 @@ def test_ctrl_c_at_random_moments_of_store_writes_always_ends_the_run_killed(tmp
                     timer.join()  # the signal acts by here at the latest, inside the run
             except KeyboardInterrupt:
                 pass
-            finally:
+            finally:  # never a SIGINT after the handlers are restored
                 timer.cancel()
+                timer.join()
     finally:
         signal.signal(signal.SIGTERM, handlers[0])
         signal.signal(signal.SIGINT, handlers[1])
     runs = client_for(uri).search_runs([tracker.experiment_id], max_results=100)
     assert len(run_ids) == 40 and {r.info.status for r in runs} == {"KILLED"}
+
+
+def test_a_second_signal_during_a_runs_teardown_still_ends_it_killed(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C, then SIGTERM (a pool's terminate) while the run sends its last metrics: the run still ends KILLED."""
+    from lrsched.errors import Terminated
+    from lrsched.signals import install_signal_handlers
+    from lrsched.tracking import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path}/t.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker = MlflowTracker("lrsched")
+    real = tracker.client._client.log_batch
+
+    def terminated_meanwhile(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    install_signal_handlers()
+    try:
+        with pytest.raises(Terminated):
+            with tracker.run("constant", {}, {}) as logger:
+                run_id = logger.run_id
+                logger.on_step(0, 0.0, 0.1)  # pending until the run's teardown sends it
+                monkeypatch.setattr(tracker.client._client, "log_batch", terminated_meanwhile)
+                raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    run = client_for(uri).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.metrics == {"lr_step": 0.1}

@@ -315,10 +315,10 @@ def test_tune_stage_end_to_end_with_passwords_in_its_urls(tmp_path: Path, toy_fi
 
     # the errors name the URL, masked: an unreachable Optuna storage, an unreachable tracking store
     dead = with_marker(f"postgresql://lrsched@127.0.0.1:{free_port()}/none")
-    procs.append(stage("tune", "--schedule", "cosine", "--storage", dead, cwd=proj, environ=e, check=False))
+    procs.append(stage_in_process("tune", "--schedule", "cosine", "--storage", dead, cwd=proj, environ=e))
     assert procs[-1].returncode == 2 and "tune.storage=postgresql://lrsched:***@127.0.0.1:" in procs[-1].stderr
-    procs.append(stage("train", "--schedule", "cosine", cwd=proj, environ={**e, "MLFLOW_TRACKING_URI": dead},
-                       check=False))
+    procs.append(stage_in_process("train", "--schedule", "cosine", cwd=proj,
+                                  environ={**e, "MLFLOW_TRACKING_URI": dead}))
     assert procs[-1].returncode == 2 and "MLFLOW_TRACKING_URI=postgresql://lrsched:***@127.0.0.1:" in procs[-1].stderr
 
     tracked = [json.dumps([r.data.params, r.data.tags]) for r in c.search_runs([exp.experiment_id])]
@@ -327,7 +327,7 @@ def test_tune_stage_end_to_end_with_passwords_in_its_urls(tmp_path: Path, toy_fi
     outputs = [p.stdout + p.stderr for p in procs]
     assert not [text for text in tracked + written + outputs if MARKER in text]
     print(f"{MARKER!r} in none of: {len(tracked) - 1} MLflow runs' params and tags, the experiment's tags, "
-          f"{len(written)} files, {len(outputs)} processes' stdout and stderr; storage shown as {tuned['storage']}")
+          f"{len(written)} files, the stdout and stderr of {len(outputs)} stage runs; storage shown as {tuned['storage']}")
 
 
 def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> None:

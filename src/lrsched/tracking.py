@@ -67,18 +67,21 @@ DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy store
 
 
 class UninterruptedClient:
-    """An ``MlflowClient`` whose every call ends before Ctrl-C/SIGTERM act (see :mod:`lrsched.signals`).
+    """An ``MlflowClient`` whose every call to a SQLite store ends before Ctrl-C/SIGTERM act.
 
-    A database store's write cut in half keeps its transaction (and SQLite's lock) open, and the
-    run's own KILLED status could then not be written. A server's calls are left interruptible:
-    its writes are transactions on the server, and its retries can take minutes.
+    A SQLite write cut in half can keep its transaction, and the file's lock, open: the run's
+    own KILLED status then cannot be written ("database is locked"; measured). Servers and
+    other databases stay interruptible: their writes are transactions the server rolls back
+    when the connection drops, and their retries can take minutes.
     """
 
     def __init__(self, uri: str):
         self._client = MlflowClient(uri)
-        self._defer = not uri.startswith(("http://", "https://", "databricks"))
+        self._defer = uri.startswith("sqlite:")
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy/pickle probe before __init__ ran: no recursion into _client
+            raise AttributeError(name)
         attr = getattr(self._client, name)
         if not (self._defer and callable(attr)):
             return attr
@@ -92,6 +95,18 @@ class UninterruptedClient:
     def uninterrupted(self) -> contextlib.AbstractContextManager[None]:
         """For writes made outside this client (MLflow's fluent API) to the same store."""
         return signals_deferred() if self._defer else contextlib.nullcontext()
+
+
+def _connect_timeout(uri: str, seconds: int) -> dict[str, int]:
+    """A bounded wait for the first connection, not the OS's minutes for a host that drops packets.
+
+    Each driver names it its own way; drivers not listed here get their own default."""
+    from sqlalchemy.engine import make_url
+
+    driver = make_url(uri).get_driver_name()
+    if driver in ("psycopg", "psycopg2", "mysqldb", "pymysql"):
+        return {"connect_timeout": seconds}
+    return {"timeout": seconds} if driver == "pg8000" else {}
 
 
 def check_tracking_uri(uri: str | None = None) -> str:
@@ -111,9 +126,7 @@ def check_tracking_uri(uri: str | None = None) -> str:
             # one plain connection first: MLflow's own engine retries an unreachable database for ~100 s
             import sqlalchemy
 
-            # a bounded wait (psycopg2 and MySQL drivers), not the OS's minutes for a host that drops packets
-            timeout = {"connect_timeout": 5} if uri.startswith(("postgresql", "mysql")) else {}
-            engine = sqlalchemy.create_engine(uri, connect_args=timeout)
+            engine = sqlalchemy.create_engine(uri, connect_args=_connect_timeout(uri, seconds=5))
             try:
                 engine.connect().close()
             finally:
@@ -162,9 +175,11 @@ def study_id() -> str:
 
 
 def _is_unique_violation(exc: BaseException) -> bool:
-    """A database's unique-key error (SQLite, PostgreSQL, MySQL...), which MLflow wraps."""
+    """A database's unique-key error, which MLflow wraps (a local store) or reports in its message (a server)."""
     from sqlalchemy.exc import IntegrityError
 
+    if any(text in str(exc) for text in ("UNIQUE constraint", "duplicate key", "Duplicate entry")):
+        return True
     while exc is not None:
         if isinstance(exc, IntegrityError):
             return True
@@ -378,7 +393,8 @@ class MlflowTracker:
             with contextlib.suppress(Exception):
                 self.client.set_tag(run_id, "lrsched.error", mask_password(f"{type(exc).__name__}: {exc}")[:5000])
             raise
-        finally:
-            with contextlib.suppress(Exception):
-                logger.flush()
-            self.client.set_terminated(run_id, status)
+        finally:  # one block: a second Ctrl-C (or the pool's SIGTERM after it) cannot skip the status
+            with self.client.uninterrupted():
+                with contextlib.suppress(Exception):
+                    logger.flush()
+                self.client.set_terminated(run_id, status)
