@@ -292,47 +292,53 @@ def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Pa
 
 
 
-def test_ctrl_c_at_random_moments_of_store_writes_always_ends_the_run_killed(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture()
+def stage_signals():
+    """A stage's SIGINT/SIGTERM handlers in this process; the previous ones restored afterwards."""
+    from lrsched.signals import install_signal_handlers
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    install_signal_handlers()
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_ctrl_c_at_random_moments_of_store_writes_always_ends_the_run_killed(tmp_path: Path, monkeypatch,
+                                                                              stage_signals) -> None:
     """Ctrl-C lands at random points of a run's metric writes to SQLite: each write finishes first, so
     the run's own KILLED update never finds the store locked (without that, 1 of ~15 interrupts did)."""
     import random
     import threading
 
-    from lrsched.signals import install_signal_handlers
     from lrsched.tracking import MlflowTracker
 
     uri = f"sqlite:///{tmp_path}/w.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     tracker = MlflowTracker("lrsched")
     rng, run_ids = random.Random(0), []
-    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    install_signal_handlers()
-    try:
-        for i in range(40):
-            timer = threading.Timer(rng.uniform(0.0005, 0.03), os.kill, (os.getpid(), signal.SIGINT))
-            try:
-                with tracker.run(f"run{i}", {}, {}) as logger:
-                    run_ids.append(logger.run_id)
-                    timer.start()
-                    for epoch in range(5):
-                        logger.log_metrics({f"m{k}": 1.0 for k in range(100)}, step=epoch)
-                    timer.join()  # the signal acts by here at the latest, inside the run
-            except KeyboardInterrupt:
-                pass
-            finally:  # never a SIGINT after the handlers are restored
-                timer.cancel()
-                timer.join()
-    finally:
-        signal.signal(signal.SIGTERM, handlers[0])
-        signal.signal(signal.SIGINT, handlers[1])
+    for i in range(40):
+        timer = threading.Timer(rng.uniform(0.0005, 0.03), os.kill, (os.getpid(), signal.SIGINT))
+        try:
+            with tracker.run(f"run{i}", {}, {}) as logger:
+                run_ids.append(logger.run_id)
+                timer.start()
+                for epoch in range(5):
+                    logger.log_metrics({f"m{k}": 1.0 for k in range(100)}, step=epoch)
+                timer.join()  # the signal acts by here at the latest, inside the run
+        except KeyboardInterrupt:
+            pass
+        finally:  # never a SIGINT after the handlers are restored
+            timer.cancel()
+            timer.join()
     runs = client_for(uri).search_runs([tracker.experiment_id], max_results=100)
     assert len(run_ids) == 40 and {r.info.status for r in runs} == {"KILLED"}
 
 
-def test_a_second_signal_during_a_runs_teardown_still_ends_it_killed(tmp_path: Path, monkeypatch) -> None:
+def test_a_second_signal_during_a_runs_teardown_still_ends_it_killed(tmp_path: Path, monkeypatch,
+                                                                     stage_signals) -> None:
     """Ctrl-C, then SIGTERM (a pool's terminate) while the run sends its last metrics: the run still ends KILLED."""
     from lrsched.errors import Terminated
-    from lrsched.signals import install_signal_handlers
     from lrsched.tracking import MlflowTracker
 
     uri = f"sqlite:///{tmp_path}/t.db"
@@ -344,17 +350,11 @@ def test_a_second_signal_during_a_runs_teardown_still_ends_it_killed(tmp_path: P
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    install_signal_handlers()
-    try:
-        with pytest.raises(Terminated):
-            with tracker.run("constant", {}, {}) as logger:
-                run_id = logger.run_id
-                logger.on_step(0, 0.0, 0.1)  # pending until the run's teardown sends it
-                monkeypatch.setattr(tracker.client._client, "log_batch", terminated_meanwhile)
-                raise KeyboardInterrupt
-    finally:
-        signal.signal(signal.SIGTERM, handlers[0])
-        signal.signal(signal.SIGINT, handlers[1])
+    with pytest.raises(Terminated):
+        with tracker.run("constant", {}, {}) as logger:
+            run_id = logger.run_id
+            logger.on_step(0, 0.0, 0.1)  # pending until the run's teardown sends it
+            monkeypatch.setattr(tracker.client._client, "log_batch", terminated_meanwhile)
+            raise KeyboardInterrupt
     run = client_for(uri).get_run(run_id)
     assert run.info.status == "KILLED" and run.data.metrics == {"lr_step": 0.1}
