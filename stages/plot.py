@@ -1,12 +1,14 @@
-"""DVC stage `plot`: LR curves, training curves, test accuracy of all schedules, reports/summary.md."""
+"""DVC stage `plot`: LR curves, training curves, accuracy figures, the forest plot, the budget and
+reports/summary.md."""
 
 from pathlib import Path
 
+from lrsched import budget
 from lrsched.cli import base_parser, load_args_config, log, make_tracker, run_main
 from lrsched.data import load_split
-from lrsched.errors import DataError
-from lrsched.io import read_json, write_text
-from lrsched.plots import plot_final_accuracy, plot_lr_curves, plot_metric_band, plot_training_curves
+from lrsched.decisions import as_table, failure_reason
+from lrsched.io import read_json, write_json, write_text
+from lrsched.plots import plot_final_accuracy, plot_forest, plot_lr_curves, plot_metric_band, plot_training_curves
 from lrsched.registry import build_plan
 from lrsched.report import summary_markdown
 
@@ -16,17 +18,19 @@ def describe(spec) -> str:
     body = ", ".join(f"{k}={v}" for k, v in shown.items())
     if spec.optimizer != "sgd":
         return f"{spec.optimizer}({body})"
-    return f"{spec.type}({body}), per {spec.interval}"
+    return f"{spec.type}({body}), per {spec.interval} (SGD, momentum {spec.momentum or 0})"
 
 
 def main() -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--results", default=".", help="folder holding metrics/, history/ (and their tuned/)")
+    parser.add_argument("--results", default=".", help="folder holding metrics/, history/, tuned/ and reports/")
     # dvc.yaml passes every output path; the defaults serve a stage run by hand
     parser.add_argument("--lr-curves", default="plots/lr_curves.png", help="every schedule's LR vs epoch")
     parser.add_argument("--test-acc", default="plots/test_acc.png", help="test accuracy vs epoch, all schedules")
     parser.add_argument("--final-acc", default="plots/final_acc.png", help="final test accuracy, default vs tuned")
+    parser.add_argument("--forest", default="plots/forest.png", help="paired Δ vs the leader, corrected CIs")
     parser.add_argument("--curves", default="plots/curves", help="folder for one training-curves PNG per schedule")
+    parser.add_argument("--budget", default="reports/budget.json", help="compute by kind, in run-equivalents")
     parser.add_argument("--report", default="reports/summary.md", help="the ranked summary (Markdown)")
     args = parser.parse_args()
     cfg = load_args_config(args)
@@ -36,27 +40,33 @@ def main() -> None:
     plans = {n: build_plan(s, steps) for n, s in cfg.schedules.items()}
     plot_lr_curves(plans, cfg.train.epochs, args.lr_curves)
 
-    histories, metrics, tuned = {}, {}, {}
+    fix = "run the pipeline first: dvc repro"
+    histories, metrics, studies = {}, {}, {}
     for name in cfg.schedules:
-        try:
-            histories[name] = read_json(results / "history" / f"{name}.json")
-            metrics[name] = read_json(results / "metrics" / f"{name}.json")
-        except FileNotFoundError as exc:
-            raise DataError(f"{exc.filename}: missing; run the train stage for {name!r} first (dvc repro)") from None
+        histories[name] = read_json(results / "history" / f"{name}.json", fix=f"run train@{name} first: dvc repro")
+        metrics[name] = read_json(results / "metrics" / f"{name}.json", fix=f"run train@{name} first: dvc repro")
+        studies[name] = read_json(results / "tuned" / f"{name}.json", fix=f"run tune@{name} first: dvc repro")
         if histories[name]:
             plot_training_curves(histories[name], Path(args.curves) / f"{name}.png",
                                  f"{name}: {describe(cfg.schedules[name])}")
-        tuned_file = results / "metrics" / "tuned" / f"{name}.json"
-        if tuned_file.is_file():
-            tuned[name] = read_json(tuned_file)
+    compare = read_json(results / "metrics" / "compare.json", fix=fix)
+    decisions = read_json(results / "reports" / "decisions.json", fix=fix)
+    lr_find = read_json(results / "metrics" / "lr_find.json", fix=fix)
+
     n = max((m.get("n", 1) for m in metrics.values()), default=1)
     plot_metric_band(histories, "test_acc", args.test_acc,
-                     f"Test accuracy by schedule (mean ± std over {n} paired seeds)")
-    plot_final_accuracy(metrics, tuned, args.final_acc,
-                        f"Final test accuracy, default vs tuned (mean, 95% CI; dots: {n} seeds)")
+                     f"Test accuracy by schedule, article defaults (mean ± std over {n} paired seeds)")
+    failed = lambda record: bool(failure_reason(record, cfg.failure))  # noqa: E731
+    plot_final_accuracy(as_table(metrics), as_table(compare["schedules"]), failed, args.final_acc,
+                        "Final test accuracy per run: article defaults vs tuned")
+    plot_forest(decisions, args.forest)
+    spent = budget.count(metrics, lr_find, cfg.train.batch_size, studies, compare, cfg.compare.first_seeds)
+    write_json(args.budget, spent)
     descriptions = {n: describe(s) for n, s in cfg.schedules.items()}
-    write_text(args.report, summary_markdown(metrics, descriptions, tuned))
-    log.info("wrote the plots and %s for %d schedules", args.report, len(metrics))
+    write_text(args.report, summary_markdown(metrics, descriptions, compare, decisions, cfg.failure, cfg.compare,
+                                             spent))
+    log.info("wrote the plots, %s and %s (%.1f run-equivalents)", args.report, args.budget,
+             spent["run_equivalents"]["total"])
     if cfg.tracking.enabled:  # the runs, opened on MLflow's model-training view
         log.info("runs: `mlflow ui`, then open %s", make_tracker(cfg, stage="plot").ui_url())
 

@@ -1,4 +1,4 @@
-"""DVC stage `tune@NAME`: tune one schedule with Optuna, retrain the best params on the paired seeds.
+"""DVC stage `tune@NAME`: tune one schedule with Optuna; the compare stage evaluates the best params.
 
     python stages/tune.py --schedule cosine --n-trials 50              # resumes the same study
     python stages/tune.py --schedule cosine --workers 4                # 4 trials at a time (processes)
@@ -12,7 +12,6 @@ from lrsched.cli import add_shortcuts, base_parser, load_args_config, make_track
 from lrsched.config import Config
 from lrsched.errors import DataError
 from lrsched.io import read_json, write_json
-from lrsched.results import write_results
 from lrsched.search_space import resolve_lr_find, uses_lr_find
 from lrsched.tuning import open_study, run_worker, study_name, tune_schedule
 
@@ -21,11 +20,10 @@ def with_lr_find_bounds(cfg: Config, path: Path) -> Config:
     """Fill in `high: lr_find` from the range test's divergence LR (the last LR tried if none)."""
     if not uses_lr_find(cfg.tune):
         return cfg
-    try:
-        found = read_json(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing, and tune.space uses `high: lr_find`; run the range test first "
-                        "(`dvc repro lr_find` or `python stages/lr_find.py`)") from None
+    found = read_json(path, fix="tune.space uses `high: lr_find`; regenerate it with `dvc repro lr_find` "
+                               "(or `python stages/lr_find.py`)")
+    if not isinstance(found, dict) or not isinstance(found.get("upper_bound_lr"), (int, float)):
+        raise DataError(f"{path}: has no number 'upper_bound_lr'; regenerate it with `dvc repro lr_find`")
     return replace(cfg, tune=resolve_lr_find(cfg.tune, found["upper_bound_lr"]))
 
 
@@ -39,9 +37,6 @@ def main() -> None:
                         help="the LR range test's result, for spaces with `high: lr_find`")
     # dvc.yaml passes every output path; the defaults serve a stage run by hand
     parser.add_argument("--summary", help="the study: best params and value, trial counts (default: tuned/NAME.json)")
-    parser.add_argument("--metrics", help="the tuned retrain's summary over the seeds (default: metrics/tuned/NAME.json)")
-    parser.add_argument("--history", help="its per-epoch mean curves (default: history/tuned/NAME.json)")
-    parser.add_argument("--model", help="its state dict per seed (default: models/tuned/NAME.pt)")
     parser.add_argument("--plots", help="folder for Optuna's study plots (default: plots/tune/NAME)")
     args = parser.parse_args()
     cfg = with_lr_find_bounds(load_args_config(args), Path(args.lr_find))
@@ -54,9 +49,6 @@ def main() -> None:
 
     tuned = tune_schedule(cfg, name, tracker, Path(args.plots or f"plots/tune/{name}"), study=study)
     write_json(Path(args.summary or f"tuned/{name}.json"), tuned.summary)
-    write_results(tuned.results, metrics=Path(args.metrics or f"metrics/tuned/{name}.json"),
-                  history=Path(args.history or f"history/tuned/{name}.json"),
-                  model=Path(args.model or f"models/tuned/{name}.pt"), extra={"params": tuned.params})
 
 
 if __name__ == "__main__":

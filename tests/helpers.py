@@ -47,11 +47,10 @@ def assert_config_error(override: str, message: str) -> None:
     assert "\n" not in str(info.value)
 
 
-# A numeric space for `cosine` (which the default study does not tune): tuning tests need no range test.
-TOY_SPACE = {"cosine": {"base_lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
-                        "final_lr": {"type": "float", "low": 0.0, "high": 0.05},
-                        "momentum": {"type": "categorical", "choices": [0.0, 0.9]},
-                        "weight_decay": {"type": "float", "low": 0.0, "high": 0.002}}}
+# params.yaml's spaces with numeric bounds (`high: lr_find` -> 1.0): tuning tests need no range test.
+TOY_SPACE = {name: {key: {**dist, "high": 1.0} if dist.get("high") == "lr_find" else dist
+                    for key, dist in space.items()}
+             for name, space in default_raw()["tune"]["space"].items()}
 TOY_SPACE_OVERRIDE = "tune.space=" + json.dumps(TOY_SPACE)
 
 

@@ -1,7 +1,8 @@
 """The whole `dvc repro` on generated data in a temporary copy of the project.
 
-Two schedules prove the wiring: `linear` is trained and tuned (its space takes its bound from the
-range test), `schedule_free` is trained only, so a change to it reruns its train stage and the plot.
+Two schedules prove the wiring: both are trained and tuned (`linear`'s space takes its bound from
+the range test), then the compare stage evaluates both tuned configs on paired seeds, and a change
+to `schedule_free` reruns only what depends on it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from helpers import default_raw, env, project_copy, run
 pytestmark = pytest.mark.slow
 
 SCHEDULES = ["linear", "schedule_free"]
-TUNED = ["linear"]
-EVERY_STAGE = {"download", "lr_find", "plot", *(f"train@{s}" for s in SCHEDULES), *(f"tune@{s}" for s in TUNED)}
+EVERY_STAGE = {"download", "lr_find", "compare", "plot", *(f"train@{s}" for s in SCHEDULES),
+               *(f"tune@{s}" for s in SCHEDULES)}
 
 
 def ran(proc) -> set[str]:
@@ -31,7 +32,8 @@ def two_schedule_copy(dest: Path, toy_files) -> Path:
     # two paired seeds, trained one after the other in the stage's own process (worker processes
     # are tested elsewhere; here they would only add interpreter start-ups)
     proj = project_copy(dest, toy_files, train={"seeds": [0, 1], "workers": 1, "epochs": 2, "batch_size": 32},
-                        tune={"n_trials": 2, "val_size": 100, "space": {s: raw["tune"]["space"][s] for s in TUNED}})
+                        tune={"n_trials": 2, "val_size": 100, "space": {s: raw["tune"]["space"][s] for s in SCHEDULES}},
+                        compare={"first_seeds": 2, "max_seeds": 2})
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["schedules"] = {s: raw["schedules"][s] for s in SCHEDULES}
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -60,18 +62,20 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
         history = json.loads((proj / "history" / f"{name}.json").read_text())
         assert len(history) == 2 and "test_acc_std" in history[0]
         assert (proj / "plots" / "curves" / f"{name}.png").stat().st_size > 10_000
-    tuned = json.loads((proj / "metrics" / "tuned" / "linear.json").read_text())
-    assert sorted(tuned["per_seed"]) == ["0", "1"]  # the tuned retrain uses the same paired seeds
-    assert json.loads((proj / "tuned" / "linear.json").read_text())["trials"] == 2
-    for png in ("lr_curves.png", "test_acc.png", "final_acc.png"):
+    compared = json.loads((proj / "metrics" / "compare.json").read_text())["schedules"]
+    for name in SCHEDULES:  # every schedule tuned, then evaluated on the paired evaluation seeds
+        study = json.loads((proj / "tuned" / f"{name}.json").read_text())
+        assert study["trials"] == 2 and compared[name]["params"] == study["params"]
+        assert sorted(compared[name]["per_seed"]) == ["0", "1"]
+    for png in ("lr_curves.png", "test_acc.png", "final_acc.png", "forest.png"):
         assert (proj / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    decisions = json.loads((proj / "reports" / "decisions.json").read_text())
     ranked = report_rows(proj)
-    rows = {r[1]: r for r in ranked}
-    assert sorted(rows) == SCHEDULES  # both learn the toy data: both ranked
-    means = [float(r[3].split()[0]) for r in ranked]
-    assert means == sorted(means, reverse=True)
-    assert rows["linear"][7].startswith(f"{tuned['test_acc']['mean']:.4f}")  # from this run's tune stage
-    assert rows["schedule_free"][7] == "—"  # not tuned
+    assert [r[1] for r in ranked][0] == decisions["leader"] and sorted(r[1] for r in ranked) == SCHEDULES
+    assert ranked[0][8] == "leader" and ranked[1][8].split()[0] in ("better", "worse", "equivalent", "inconclusive")
+    spent = json.loads((proj / "reports" / "budget.json").read_text())["run_equivalents"]
+    assert spent["tuning trials"] > 0 and spent["extra seeds"] == 0  # one look: max_seeds = first_seeds
+    assert spent["total"] == pytest.approx(sum(v for k, v in spent.items() if k != "total"))
 
     # MLflow: one FINISHED run per (schedule, seed) and the study, all tagged with this one repro
     from mlflow.tracking import MlflowClient
@@ -84,15 +88,27 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
         [(s, seed) for s in SCHEDULES for seed in ("0", "1")]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["lrsched.env.pinned"] for r in runs} == {"True"}
-    assert "linear-study" in {r.info.run_name for r in every}
+    assert {"linear-study", "schedule_free-study"} <= {r.info.run_name for r in every}
+    evaluations = [r for r in every if r.data.tags["lrsched.stage"] == "compare"]
+    assert sorted((r.info.run_name, r.data.tags["lrsched.seed"]) for r in evaluations) == \
+        [(f"{s}-tuned", seed) for s in SCHEDULES for seed in ("0", "1")]  # every seed is a run
     assert len({r.data.tags["lrsched.study"] for r in every}) == 1  # one repro, one study tag
 
     assert ran(run(["dvc", "repro"], proj, e)) == set()  # second repro: nothing to do
 
+    # train.workers changes how many seeds train at once, not their numbers: no train@ stage is stale
+    workers = yaml.safe_load((proj / "params.yaml").read_text())
+    workers["train"]["workers"] = 3
+    (proj / "params.yaml").write_text(yaml.safe_dump(workers, sort_keys=False))
+    stale = set(json.loads(run(["dvc", "status", "--json"], proj, e).stdout))
+    assert stale == {f"tune@{s}" for s in SCHEDULES}  # trial batches have that size
+    workers["train"]["workers"] = 1
+    (proj / "params.yaml").write_text(yaml.safe_dump(workers, sort_keys=False))
+
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["schedules"]["schedule_free"]["lr"] = 0.8
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(run(["dvc", "repro"], proj, e)) == {"train@schedule_free", "plot"}
+    assert ran(run(["dvc", "repro"], proj, e)) == {"train@schedule_free", "tune@schedule_free", "compare", "plot"}
 
     shown = run(["dvc", "metrics", "show"], proj, e).stdout
     assert all(f"metrics/{name}.json" in shown for name in SCHEDULES)

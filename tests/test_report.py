@@ -1,4 +1,4 @@
-"""reports/summary.md from hand-built metrics, and the README updater."""
+"""reports/summary.md from hand-built per-seed results, and the README updater."""
 
 from __future__ import annotations
 
@@ -9,145 +9,96 @@ from typing import Any, Sequence
 
 import pytest
 
-from lrsched.report import TABLE_END, TABLE_START, results_table, summary_markdown
-from lrsched.stats import mean_ci
+from lrsched.config import CompareConfig, FailureConfig
+from lrsched.decisions import as_table, decisions_document
+from lrsched.report import TABLE_END, TABLE_START, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
+RULE = FailureConfig()
+CC = CompareConfig(first_seeds=3, batch=2, max_seeds=5)
 
 
-def mk(accs: Sequence[float | None], params: dict[str, Any] | None = None,
-       order: Sequence[int] | None = None) -> dict[str, Any]:
-    """A metrics file as the train/tune stages write it; None = a diverged seed.
-
-    ``order`` sets the per_seed insertion order, to check pairing goes by seed key.
-    """
-    per = {}
-    for i in order if order is not None else range(len(accs)):
-        a = accs[i]
-        per[str(i)] = ({"diverged": True, "message": "diverged: loss is nan"} if a is None else
-                       {"test_acc": a, "best_test_acc": a, "train_acc": a + 0.01, "train_loss": 0.3, "seconds": 1.0})
-    ok = [a for a in accs if a is not None]
-    m: dict[str, Any] = {"n": len(accs), "seeds": list(range(len(accs))), "per_seed": per,
-                         "diverged": len(accs) - len(ok), "seconds": 1.0}
-    if ok:
-        m["test_acc"] = mean_ci(ok).as_dict()
-    if params:
-        m["params"] = params
-    return m
+def mk(accs: Sequence[float | None], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-seed results as the stages write them; None = a diverged seed."""
+    per = {str(i): ({"diverged": True, "message": "diverged: loss is nan"} if a is None else
+                    {"test_acc": a, "train_acc": a + 0.01, "train_loss": 0.3, "seconds": 1.0,
+                     "train_acc_curve": [0.1 if a < 0.2 else 0.6] * 10, "image_epochs": 600_000})
+           for i, a in enumerate(accs)}
+    return {"n": len(accs), "per_seed": per, **({"params": params} if params else {})}
 
 
-METRICS = {
+DEFAULTS = {
     "best": mk([0.90, 0.91, 0.92]),
-    "tied": mk([0.905, 0.90, 0.925]),
+    "close": mk([0.905, 0.90, 0.925]),
     "worse": mk([0.80, 0.81, 0.82]),
     "chance": mk([0.10, None, 0.10]),
 }
 TUNED = {
-    "worse": mk([0.85, 0.87, 0.88], {"base_lr": 0.1234567}),  # +0.057 on every seed: better
-    "tied": mk([0.904, 0.90, 0.926], {"lr": 0.3}),  # ±0.001: a tie
-    "best": mk([0.89, 0.90, 0.91], {"lr": 0.05}),  # -0.01 on every seed: worse
-    "chance": mk([0.87, 0.88, 0.875], {"base_lr": 0.05}),
+    "best": mk([0.92, 0.93, 0.94, 0.925, 0.935], {"lr": 0.05}),
+    "worse": mk([0.85, 0.87, 0.88, 0.86, 0.865], {"base_lr": 0.1234567}),
+    "chance": mk([0.91, 0.925, 0.10, 0.92, 0.93], {"base_lr": 0.05}),
 }
-DESCRIPTIONS = {name: f"{name}(base_lr=0.1), per epoch" for name in METRICS}
+DESCRIPTIONS = {name: f"{name}(base_lr=0.1), per epoch (SGD, momentum 0)" for name in DEFAULTS}
 
 
-def ranked_rows(md: str) -> dict[str, list[str]]:
-    """schedule -> cells of its row in the ranked table."""
-    rows = {}
-    for line in md.splitlines():
-        if re.match(r"\| \d+ \|", line):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            rows[cells[1]] = cells
-    return rows
+def render() -> str:
+    compare = {"schedules": {n: {"params": m["params"], "per_seed": m["per_seed"]} for n, m in TUNED.items()}}
+    decisions = decisions_document(as_table(compare["schedules"]), RULE, CC, {})
+    return summary_markdown(DEFAULTS, DESCRIPTIONS, compare, decisions, RULE, CC,
+                            {"run_equivalents": {"default seeds": 12.0, "total": 12.0}})
+
+
+def rows(md: str, head: str) -> dict[str, list[str]]:
+    """schedule -> cells of its row in the table whose header starts with ``head``."""
+    block = md.split(f"| {head}", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    out = {}
+    for line in block:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out[cells[1] if head == "rank" else cells[0]] = cells
+    return out
 
 
 def section(md: str, title: str) -> str:
-    """The text of one '## title' section."""
     return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def test_ties_and_clear_losers() -> None:
-    md = summary_markdown(METRICS, DESCRIPTIONS)
-    rows = ranked_rows(md)
-    assert [rows[n][0] for n in ("best", "tied", "worse")] == ["1", "2", "3"]
-    assert rows["best"][6] == "best" and rows["best"][5] == "—"
-    assert rows["tied"][6].startswith("tied (p = ")
-    assert rows["worse"][6].startswith("worse (p = ")
-    assert rows["worse"][5] == "-0.1000 [-0.1000, -0.1000]"  # paired: the same -0.1 on every seed
-    assert rows["best"][3] == f"0.9100 ± {4.302652729749464 * 0.01 / 3 ** 0.5:.4f}"  # 0.9100 ± 0.0248
-    assert rows["best"][4] == "0.0100"
-    assert "Best: best (mean 0.9100). Statistically tied with it: tied." in md
-    assert all(cells[7:] == ["—", "—", "—"] for cells in rows.values())  # no tuned results given
+def test_the_headline_ranks_tuned_schedules_with_verdicts_and_counted_failures() -> None:
+    md = render()
+    tuned = rows(md, "rank")
+    assert list(tuned) == ["best", "worse", "chance"]  # leader first, then by paired Δ (a failure counts at chance)
+    assert tuned["best"][8] == "leader" and tuned["best"][6] == "leader"
+    assert tuned["worse"][8] == "worse" and tuned["worse"][6].startswith("-0.0650 [") and tuned["worse"][7] == "< 0.0001"
+    assert tuned["chance"][3].startswith("1/5 [")  # the failure is counted ...
+    assert tuned["chance"][4] == "0.9225 [0.9100, 0.9300]"  # ... left out of median and range ...
+    assert tuned["chance"][5].startswith("— (failures")  # ... and no mean is shown
+    assert tuned["chance"][8].startswith("inconclusive (n=5; ") or tuned["chance"][8] == "worse"
+    assert tuned["worse"][9] == "base_lr=0.1235"
+    assert "tied" not in md.lower().replace("untied", "")
 
 
-def test_pairs_matched_by_seed_key() -> None:
-    # seeds spread 4 points; 'other' loses 1 point on every seed. Stored in another seed order.
-    best = [0.90, 0.94, 0.92, 0.91]
-    other = [x - e for x, e in zip(best, [0.010, 0.011, 0.009, 0.010])]
-    md = results_table({"best": mk(best), "other": mk(other, order=[3, 1, 0, 2])}, {})
-    assert ranked_rows(md)["other"][6].startswith("worse")
-    assert "No other schedule is tied with it." in md
+def test_the_defaults_are_the_articles_reproduction_with_their_optimizer() -> None:
+    md = render()
+    defaults = rows(md, "schedule | config")
+    assert defaults["best"][8] == "best default"
+    assert defaults["worse"][8] == "worse"
+    assert defaults["chance"][3].startswith("3/3 [")  # two at chance, one diverged: all failed
+    assert defaults["chance"][4] == "no run learned"
+    assert "momentum 0" in defaults["best"][1]
+    assert defaults["close"][8].startswith("inconclusive (n=3; ")
 
 
-def test_did_not_learn_is_not_ranked() -> None:
-    md = summary_markdown(METRICS, DESCRIPTIONS, TUNED)
-    assert "chance" not in ranked_rows(md)
-    assert len(ranked_rows(md)) == 3
-    failed = section(md, "Did not learn")
-    line = next(row for row in failed.splitlines() if row.startswith("- **chance**"))
-    assert "1 of 3 seeds diverged" in line and "2 seeds ended at chance" in line
-    assert "seed 0: 0.1000, seed 1: diverged, seed 2: 0.1000" in line
-    assert "peak LR is probably too high" in line
-    assert "Tuned: 0.8750" in line
-    assert "tied" not in failed and "worse" not in failed  # only the failing schedule is listed
-    assert "Not ranked (did not learn on every seed): chance." in results_table(METRICS, DESCRIPTIONS, TUNED)
-    # one seed below 0.2 is enough, even when the mean looks fine
-    one_low = {"a": mk([0.90, 0.91, 0.92]), "b": mk([0.95, 0.95, 0.15])}
-    assert list(ranked_rows(results_table(one_low, {}))) == ["a"]
+def test_no_p_value_prints_as_zero_and_the_reading_guide_comes_first() -> None:
+    md = render()
+    assert "p = 0 " not in md and "p = 0)" not in md and "| 0 |" not in md
+    assert md.split(TABLE_START)[0].count("How to read it") == 1
+    assert "one tuned config per schedule" in md
+    assert "Decided: **" in md and "with the first 3 seeds alone" in md
 
 
-def test_tuned_verdicts() -> None:
-    rows = ranked_rows(summary_markdown(METRICS, DESCRIPTIONS, TUNED))
-    assert re.fullmatch(r"\+0\.0567 \[\+0\.04\d\d, \+0\.07\d\d\] better \(p = [\d.e-]+\)", rows["worse"][8])
-    assert re.fullmatch(r"\+0\.0000 \[-0\.00\d\d, \+0\.00\d\d\] tie \(p = 1\)", rows["tied"][8])
-    assert rows["best"][8] == "-0.0100 [-0.0100, -0.0100] worse (p = 0)"
-    assert rows["worse"][9] == "base_lr=0.1235"
-    assert rows["worse"][7].startswith("0.8667 ± ")
-    md = summary_markdown(METRICS, DESCRIPTIONS, TUNED)
-    assert "Best tuned: tied at mean 0.9100 with params lr=0.3." in md
-    # a tuned run that did not learn is reported as such, never compared
-    bad = {"best": mk([0.90, 0.91, 0.92], {"lr": 0.9}) | {"per_seed": {"0": {"diverged": True}, "1": {"test_acc": 0.91},
-                                                                          "2": {"test_acc": 0.92}}}}
-    cells = ranked_rows(results_table({"best": METRICS["best"]}, {}, bad))["best"]
-    assert cells[7].startswith("did not learn") and cells[8] == "—"
-
-
-def test_one_seed_cannot_rank() -> None:
-    md = summary_markdown({"a": mk([0.90]), "b": mk([0.88])}, {}, {"a": mk([0.91], {"lr": 0.2})})
-    rows = ranked_rows(md)
-    assert "One seed cannot rank schedules" in md.split(TABLE_START)[0]
-    assert rows["a"][3] == "0.9000 ± n/a" and rows["a"][4] == "n/a"
-    assert rows["b"][5] == "-0.0200 [n/a]" and rows["b"][6] == "n=1"
-    assert rows["a"][8] == "+0.0100 [n/a] n=1"
-    assert "Statistically tied" not in md and "No other schedule is tied" not in md
-
-
-def test_method_table_markers_and_per_seed() -> None:
-    md = summary_markdown(METRICS, DESCRIPTIONS, TUNED)
-    head = md.split(TABLE_START)[0]
-    assert "3 paired seeds (0, 1, 2)" in head and "Student t, n−1 df" in head
-    assert "paired t-test (two-sided, α = 0.05)" in head and "No multiple-comparison correction" in head
-    assert "One seed" not in head
-    # the README block is exactly results_table
-    assert md.split(TABLE_START + "\n", 1)[1].split("\n" + TABLE_END, 1)[0] + "\n" == \
-        results_table(METRICS, DESCRIPTIONS, TUNED)
-    per_seed = section(md, "Per-seed final test accuracy").strip().splitlines()
-    assert per_seed[0] == "| schedule | seed 0 | seed 1 | seed 2 |"
-    labels = [row.split("|")[1].strip() for row in per_seed[2:]]
-    assert labels == ["best", "best (tuned)", "tied", "tied (tuned)", "worse", "worse (tuned)", "chance",
-                      "chance (tuned)"]
-    assert per_seed[2 + labels.index("chance")] == "| chance | 0.1000 | diverged | 0.1000 |"
-    assert per_seed[2 + labels.index("tied")] == "| tied | 0.9050 | 0.9000 | 0.9250 |"
+def test_per_seed_tables_mark_failed_runs() -> None:
+    per_seed = section(render(), "Per-seed final test accuracy")
+    assert "| chance | 0.9100 | 0.9250 | 0.1000 (failed) | 0.9200 | 0.9300 |" in per_seed
+    assert "| chance | 0.1000 (failed) | diverged | 0.1000 (failed) |" in per_seed
 
 
 # ---- scripts/update_readme.py ------------------------------------------------------------
@@ -165,7 +116,7 @@ README = "# lrsched\n\nintro\n\n<!-- results:start -->\nold table\n<!-- results:
 def test_update_readme_replaces_exactly_the_block(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     main = _updater().main
     summary, readme = tmp_path / "summary.md", tmp_path / "README.md"
-    summary.write_text(summary_markdown(METRICS, DESCRIPTIONS, TUNED))
+    summary.write_text(render())
     readme.write_text(README)
     readme.chmod(0o644)
     args = ["--readme", str(readme), "--summary", str(summary)]
@@ -173,7 +124,7 @@ def test_update_readme_replaces_exactly_the_block(tmp_path: Path, capsys: pytest
     assert main([*args, "--check"]) == 1
     assert readme.read_text() == README  # --check writes nothing
     assert main(args) == 0
-    table = results_table(METRICS, DESCRIPTIONS, TUNED)
+    table = render().split(TABLE_START + "\n", 1)[1].split(TABLE_END, 1)[0]
     assert readme.read_text() == README.replace("old table\n", table)
     assert readme.stat().st_mode & 0o777 == 0o644
     assert main([*args, "--check"]) == 0
@@ -183,7 +134,7 @@ def test_update_readme_replaces_exactly_the_block(tmp_path: Path, capsys: pytest
 def test_update_readme_missing_marker(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     main = _updater().main
     summary, readme = tmp_path / "summary.md", tmp_path / "README.md"
-    summary.write_text(summary_markdown(METRICS, DESCRIPTIONS))
+    summary.write_text(render())
     broken = README.replace("<!-- results:end -->\n", "")
     readme.write_text(broken)
     assert main(["--readme", str(readme), "--summary", str(summary)]) == 2

@@ -46,6 +46,36 @@ def test_changed_space_starts_a_new_study() -> None:
     assert study_name(cfg, "cosine") == study_name(load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE]), "cosine")
 
 
+def test_a_changed_trainer_batch_size_or_library_opens_a_new_study(monkeypatch) -> None:
+    """The study's identity holds what decides its numbers, so a stale study is never resumed."""
+    from lrsched import tuning
+
+    cfg = load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE])
+    before = tuning.study_name(cfg, "cosine")
+    assert tuning.study_name(load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE, "train.batch_size=128"]),
+                             "cosine") != before
+    assert tuning.study_name(load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE, "tune.trial_seed=2000"]),
+                             "cosine") != before
+    monkeypatch.setattr(tuning, "code_digest", lambda: "another-trainer")
+    assert tuning.study_name(cfg, "cosine") != before
+    monkeypatch.undo()
+    monkeypatch.setattr(tuning, "library_versions", lambda: {"optuna": "99.0"})
+    assert tuning.study_name(cfg, "cosine") != before
+
+
+def test_trials_train_from_a_seed_the_comparison_never_evaluates(toy_cfg, monkeypatch) -> None:
+    from lrsched import tuning
+    from lrsched.callbacks import NullTracker
+
+    seeds = []
+    real = tuning.fit
+    monkeypatch.setattr(tuning, "fit", lambda plan, train, evals, seed, *a, **k: (seeds.append(seed),
+                                                                                  real(plan, train, evals, seed, *a, **k))[1])
+    tuning.run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
+    evaluation = set(range(toy_cfg.compare.max_seeds))
+    assert seeds == [toy_cfg.tune.trial_seed] * 2 and not evaluation & set(seeds)
+
+
 # --- in-process studies on toy data ------------------------------------------------------------
 
 @pytest.fixture()
@@ -70,7 +100,7 @@ def test_pruning_stops_poor_trials(toy_cfg) -> None:
                   tune=replace(toy_cfg.tune, pruner="median",
                                space={"constant": {"lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True}}}))
     study = load_study(cfg, "constant", open_storage(cfg.tune.storage))
-    for lr in (0.3, 0.3, 0.3, 0.3, 1e-5, 1e-5):  # 4 trials that learn complete, then 2 that cannot
+    for lr in (0.05, 0.05, 0.05, 0.05, 1e-5, 1e-5):  # 4 trials that learn (momentum 0.9) complete, then 2 that cannot
         study.enqueue_trial({"lr": lr})
     study = run_study(cfg, "constant", NullTracker(), n_trials=6)
     states = [t.state for t in study.trials]
@@ -86,7 +116,7 @@ def test_first_trial_is_the_params_yaml_config(toy_cfg) -> None:
     study = run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
     spec = toy_cfg.schedules["cosine"]
     assert study.trials[0].params == {"base_lr": spec.params["base_lr"], "final_lr": spec.params["final_lr"],
-                                      "momentum": 0.0, "weight_decay": 0.0}
+                                      "weight_decay": 0.0}
     assert study.trials[1].params != study.trials[0].params
 
 
@@ -290,12 +320,10 @@ def test_tune_stage_end_to_end_with_passwords_in_its_urls(tmp_path: Path, toy_fi
     procs = [stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", optuna_url, cwd=proj, environ=e)]
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
     assert tuned["trials"] == 3 and tuned["complete"] + tuned["pruned"] + tuned["failed"] == 3
-    assert tuned["surplus"] == 0 and set(tuned["best_params"]) == {"base_lr", "final_lr", "momentum", "weight_decay"}
+    assert tuned["surplus"] == 0 and set(tuned["best_params"]) == {"base_lr", "final_lr", "weight_decay"}
+    assert tuned["params"] == {"momentum": 0.9, **tuned["best_params"]}  # tune.fixed joins what compare trains
     assert tuned["storage"] == postgres.replace("lrsched@", "lrsched:***@")  # shown, masked
-    metrics = json.loads((proj / "metrics" / "tuned" / "cosine.json").read_text())
-    assert metrics["params"] == tuned["best_params"] and metrics["seeds"] == [0, 1]
-    assert sorted(metrics["per_seed"]) == ["0", "1"] and metrics["n"] == 2  # retrained on both paired seeds
-    assert (proj / "models" / "tuned" / "cosine.pt").is_file()
+    assert tuned["image_epochs"] > 0
     assert {p.name for p in (proj / "plots" / "tune" / "cosine").iterdir()} >= {"history.png", "slice.png"}
 
     # MLflow: the study is a parent run, each trial and each retrained seed a child
@@ -357,8 +385,8 @@ def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> No
         assert trained == pytest.approx([0.2, 0.2 * f, 0.2 * f * f])
 
 
-def test_schedule_free_trials_train_with_the_sampled_lr_and_momentum(toy_cfg, monkeypatch) -> None:
-    """Its space holds the optimizer's own LR and momentum: each trial's optimizer gets what was sampled."""
+def test_schedule_free_trials_train_with_the_sampled_lr_and_the_fixed_momentum(toy_cfg, monkeypatch) -> None:
+    """Its space holds the optimizer's own LR; momentum is tune.fixed's, as for every SGD schedule."""
     from lrsched import optim, tuning
     from lrsched.callbacks import NullTracker
 
@@ -376,9 +404,8 @@ def test_schedule_free_trials_train_with_the_sampled_lr_and_momentum(toy_cfg, mo
 
     monkeypatch.setattr("lrsched.trainer.make_optimizer", spy)
     study = tuning.run_study(cfg, "schedule_free", NullTracker(), n_trials=3)
-    assert study.trials[0].params == {"lr": 1.0, "momentum": 0.9, "warmup": 1.0, "weight_decay": 0.0}  # params.yaml
-    assert given == [("SGDScheduleFree", t.params["lr"], t.params["momentum"], t.params["weight_decay"])
-                     for t in study.trials]
+    assert study.trials[0].params == {"lr": 1.0, "warmup": 1.0, "weight_decay": 0.0}  # params.yaml
+    assert given == [("SGDScheduleFree", t.params["lr"], 0.9, t.params["weight_decay"]) for t in study.trials]
     assert len({g[1] for g in given}) == 3
 
 
@@ -413,11 +440,22 @@ def test_high_lr_find_takes_the_range_tests_divergence_lr(tmp_path: Path) -> Non
 
 
 def test_a_space_bounded_by_lr_find_needs_the_range_test_first(tmp_path: Path, toy_files) -> None:
-    space = {"linear": {"base_lr": {"type": "float", "low": 0.01, "high": "lr_find", "log": True}}}
+    space = {**TOY_SPACE, "linear": {"base_lr": {"type": "float", "low": 0.01, "high": "lr_find", "log": True}}}
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False}, tune={"space": space})
     proc = stage_in_process("tune", "--schedule", "linear", "--lr-find", "metrics/lr_find.json", cwd=proj)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: metrics/lr_find.json: missing, and tune.space uses `high: lr_find`; run the range test first "
-        "(`dvc repro lr_find` or `python stages/lr_find.py`)")
+        "error: metrics/lr_find.json: missing; tune.space uses `high: lr_find`; regenerate it with "
+        "`dvc repro lr_find` (or `python stages/lr_find.py`)")
     assert not (proj / "tuned").exists()
+
+
+def test_a_corrupt_range_test_result_is_one_line_naming_the_file(tmp_path: Path, toy_files) -> None:
+    proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False})
+    (proj / "metrics").mkdir()
+    (proj / "metrics" / "lr_find.json").write_text('{"upper_bound_lr": 1.0')  # truncated
+    proc = stage_in_process("tune", "--schedule", "linear", "--lr-find", "metrics/lr_find.json", cwd=proj)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: metrics/lr_find.json: not valid JSON (") and "`dvc repro lr_find`" in last
+    assert "Traceback" not in proc.stderr

@@ -69,14 +69,38 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class TuneConfig:
-    n_trials: int = 10             # per schedule, in total across all workers
+    n_trials: int = 10             # per schedule, in total across all workers (the same for every schedule)
     pruner: str = "median"         # median | hyperband | none (median is deterministic with workers)
     sampler_seed: int = 0
     storage: str = "optuna/optuna.db"  # a SQLite file path, or any SQLAlchemy URL (postgresql://...)
     val_size: int = 10000
     split_seed: int = 0
-    # schedule -> hyperparameter -> distribution; the schedules listed here are the ones tuned
+    trial_seed: int = 1000         # init and data order of every trial: never an evaluation seed
+    # optimizer settings every SGD trial trains with (the same for every schedule: a fair comparison)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    # schedule -> hyperparameter -> distribution; a schedule without an entry gets one derived from
+    # its type (lrsched.search_space.derived_space)
     space: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """What counts as a failed run, fixed before the study: counted, never averaged."""
+
+    chance_below: float = 0.2      # accuracy under this is "at chance" (10 classes: chance is 0.1)
+    by_epoch: int = 3              # still at chance (training accuracy) after this epoch: failed
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """The sequential, paired comparison of the tuned schedules (stage ``compare``)."""
+
+    first_seeds: int = 3           # evaluation seeds 0..first_seeds-1 for every tuned schedule
+    batch: int = 2                 # seeds added per look to each schedule still contending
+    max_seeds: int = 9             # the cap: evaluation seeds are 0..max_seeds-1
+    alpha: float = 0.05            # family-wise error over the pairs (Holm) and the looks (Bonferroni)
+    margin: float = 0.005          # equivalence margin for TOST, in accuracy (0.005 = 0.5 points)
+    power: float = 0.8             # for the "n needed" of an inconclusive pair
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,8 @@ class Config:
     tune: TuneConfig
     raw: dict[str, Any]  # the resolved mapping, for logging
     lr_find: LrFindConfig = LrFindConfig()
+    failure: FailureConfig = FailureConfig()
+    compare: CompareConfig = CompareConfig()
 
 
 def _section(cls: type, where: str, raw: Any) -> Any:
@@ -192,7 +218,7 @@ def read_params(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-SECTIONS = ("data", "train", "schedules", "tracking", "tune", "lr_find")
+SECTIONS = ("data", "train", "schedules", "tracking", "tune", "lr_find", "failure", "compare")
 
 
 def parse_config(raw: dict[str, Any]) -> Config:
@@ -213,7 +239,34 @@ def parse_config(raw: dict[str, Any]) -> Config:
     check_tune(tune, specs)
     lr_find = _section(LrFindConfig, "lr_find", raw.get("lr_find"))
     _check_lr_find(lr_find)
-    return Config(data, train, specs, tracking, tune, raw, lr_find)
+    failure = _section(FailureConfig, "failure", raw.get("failure"))
+    compare = _section(CompareConfig, "compare", raw.get("compare"))
+    _check_failure(failure)
+    _check_compare(compare, tune)
+    return Config(data, train, specs, tracking, tune, raw, lr_find, failure, compare)
+
+
+def _check_failure(f: FailureConfig) -> None:
+    if not 0.1 < f.chance_below < 1:
+        raise ConfigError(f"failure.chance_below: must be in (0.1, 1) (chance is 0.1), got {f.chance_below}")
+    if f.by_epoch < 1:  # above train.epochs it never applies (short test runs): allowed
+        raise ConfigError(f"failure.by_epoch: must be >= 1, got {f.by_epoch}")
+
+
+def _check_compare(c: CompareConfig, tune: TuneConfig) -> None:
+    if c.first_seeds < 2:
+        raise ConfigError(f"compare.first_seeds: must be >= 2 (a paired test needs two seeds), got {c.first_seeds}")
+    if c.batch < 1:
+        raise ConfigError(f"compare.batch: must be >= 1, got {c.batch}")
+    if c.max_seeds < c.first_seeds:
+        raise ConfigError(f"compare.max_seeds: must be >= compare.first_seeds ({c.first_seeds}), got {c.max_seeds}")
+    if not 0 < c.alpha < 0.5 or not 0 < c.power < 1:
+        raise ConfigError(f"compare: need 0 < alpha < 0.5 and 0 < power < 1, got alpha={c.alpha}, power={c.power}")
+    if not 0 < c.margin < 0.1:
+        raise ConfigError(f"compare.margin: must be in (0, 0.1) (accuracy, 0.005 = half a point), got {c.margin}")
+    if 0 <= tune.trial_seed < c.max_seeds:
+        raise ConfigError(f"tune.trial_seed: {tune.trial_seed} is an evaluation seed (0..{c.max_seeds - 1}); "
+                          f"use one >= compare.max_seeds, e.g. 1000, so tuning never sees what is compared")
 
 
 def _check_lr_find(c: LrFindConfig) -> None:

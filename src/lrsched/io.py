@@ -34,8 +34,17 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | Path, fix: str = "") -> Any:
+    """A JSON file a stage reads: missing or corrupt -> one DataError naming the file and ``fix``."""
+    from lrsched.errors import DataError
+
+    hint = f"; {fix}" if fix else ""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing{hint}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}){hint}") from None
 
 
 def project_root() -> Path:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib
 
@@ -99,88 +100,75 @@ def plot_metric_band(histories: Mapping[str, Sequence[Mapping[str, float]]], key
     _save(fig, path)
 
 
-def _summary(m: Mapping) -> tuple[float | None, float | None, float | None, list[float]]:
-    """(mean, lower error, upper error, per-seed accuracies) of one metrics file's test accuracy."""
-    per = [float(r["test_acc"]) for r in m.get("per_seed", {}).values()
-           if not r.get("diverged") and r.get("test_acc") is not None]
-    s = m.get("test_acc")
-    if not isinstance(s, Mapping):  # no summary in the file: compute it from the seeds
-        if not per:
-            return None, None, None, per
-        from lrsched.stats import mean_ci
-        s = mean_ci(per).as_dict()
-    mean = float(s["mean"])
-    if s.get("ci95_low") is not None and s.get("ci95_high") is not None:
-        return mean, mean - float(s["ci95_low"]), float(s["ci95_high"]) - mean, per
-    std = s.get("std")  # CI missing (n = 1, or an older file): std, if any
-    return mean, std, std, per
+def plot_final_accuracy(default: Mapping[str, Mapping[int, Mapping]], tuned: Mapping[str, Mapping[int, Mapping]],
+                        failed: Callable[[Mapping], bool], path: str | Path, title: str) -> None:
+    """Every run's final test accuracy, default and tuned, one row per schedule; the median as a bar.
 
-
-def plot_final_accuracy(metrics: Mapping[str, Mapping], tuned: Mapping[str, Mapping] | None, path: str | Path,
-                        title: str = "Final test accuracy (mean, 95% CI, seeds as dots)") -> None:
-    """Default vs tuned final test accuracy per schedule: mean, 95% CI bar, one dot per seed.
-
-    Schedules that did not learn would squash the rest against 1.0, so the axis
-    covers the learned results; anything off that range is written as text.
+    Failed runs (``failed``) are not placed on the axis, which covers the runs that learned:
+    they are counted in the row's label instead.
     """
-    from lrsched.report import learned  # one definition of "did not learn"
-    from lrsched.stats import LEARNED_MIN
-
-    tuned = tuned or {}
-
-    def order(name: str) -> float:
-        mean = _summary(metrics[name])[0]
-        return mean if mean is not None and learned(metrics[name]) else float("-inf")
-
-    names = sorted(metrics, key=order)  # best at the top of a horizontal chart
-    groups = [(metrics, "default", "C0", 0.17), (tuned, "tuned", "C1", -0.17)]
-
-    # x range from learned runs only (means, CI ends and seed dots)
-    xs: list[float] = []
-    for source, *_ in groups:
-        for name in names:
-            m = source.get(name)
-            if m and learned(m):
-                mean, lo, hi, per = _summary(m)
-                if mean is not None:
-                    xs += [mean - (lo or 0.0), mean + (hi or 0.0), *per]
-    if xs:
-        span = max(max(xs) - min(xs), 0.01)
-        x0, x1 = max(min(xs) - 0.15 * span, 0.0), min(max(xs) + 0.15 * span, 1.0)
-    else:
-        x0, x1 = 0.0, 1.0
-
+    names = sorted(set(default) | set(tuned), key=lambda n: _median_of(tuned.get(n) or default.get(n), failed))
+    groups = [(default, "default (article)", "C0", 0.17), (tuned, "tuned", "C1", -0.17)]
+    learned = [float(r["test_acc"]) for g, *_ in groups for runs in g.values() for r in runs.values() if not failed(r)]
+    span = (max(learned) - min(learned)) if learned else 1.0
+    x0, x1 = (max(min(learned) - 0.1 * span - 0.002, 0.0), min(max(learned) + 0.1 * span + 0.002, 1.0)) \
+        if learned else (0.0, 1.0)
     fig, ax = plt.subplots(figsize=(8, 0.9 + 0.55 * max(len(names), 1)))
-    for source, label, color, offset in groups:
-        shown = False
-        for y, name in enumerate(names):
-            m = source.get(name)
-            if not m:
-                continue
-            mean, lo, hi, per = _summary(m)
-            yy = y + offset
-            dots = [v for v in per if x0 <= v <= x1]
-            ax.scatter(dots, [yy] * len(dots), s=9, color=color, alpha=0.45, zorder=2)
-            if learned(m) and mean is not None and x0 <= mean <= x1:
-                err = None if lo is None else [[lo], [hi]]
-                ax.errorbar([mean], [yy], xerr=err, fmt="o", ms=5, color=color, capsize=3, zorder=3,
-                            label=None if shown else label)
-                shown = True
-            else:  # did not learn: its mean mixes failed and good seeds, so say it instead of plotting it
-                n = len(m.get("per_seed", {}))
-                bad = n - len(per) + sum(v < LEARNED_MIN for v in per)  # diverged + ended near chance
-                text = "all seeds diverged" if not per else f"mean {mean:.3f}, {bad} of {n} seeds failed"
-                ax.annotate(f"{label} did not learn: {text}", (x0, yy), xytext=(4, 3),  # above its dots
-                            textcoords="offset points", va="bottom", fontsize=7, color=color)
-        if not shown and any(source.get(n) for n in names):  # keep the legend entry for text-only groups
-            ax.errorbar([], [], fmt="o", color=color, label=label)
+    labels = []
+    for y, name in enumerate(names):
+        notes = []
+        for source, label, color, offset in groups:
+            runs = source.get(name, {})
+            ok = [float(r["test_acc"]) for r in runs.values() if not failed(r)]
+            ax.scatter(ok, [y + offset] * len(ok), s=10, color=color, alpha=0.5, zorder=2,
+                       label=label if y == 0 else None)
+            if ok:
+                med = statistics.median(ok)
+                ax.plot([med, med], [y + offset - 0.13, y + offset + 0.13], color=color, lw=2.5, zorder=3)
+            bad = len(runs) - len(ok)
+            if bad:
+                notes.append(f"{label.split()[0]} {bad}/{len(runs)} failed")
+        labels.append(name + (f"\n({'; '.join(notes)})" if notes else ""))
     ax.set_yticks(range(len(names)))
-    ax.set_yticklabels([n if learned(metrics[n]) else f"{n} (did not learn)" for n in names])
+    ax.set_yticklabels(labels, fontsize=8)
     ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_xlim(x0, x1)
-    ax.set(xlabel="final test accuracy", title=title)
+    ax.set(xlabel="final test accuracy (dots: seeds; bar: median of the runs that learned)", title=title)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+def _median_of(runs: Mapping[int, Mapping] | None, failed: Callable[[Mapping], bool]) -> float:
+    ok = [float(r["test_acc"]) for r in (runs or {}).values() if not failed(r)]
+    return statistics.median(ok) if ok else float("-inf")
+
+
+VERDICT_COLORS = {"worse": "C3", "better": "C2", "equivalent": "C0", "inconclusive": "0.5", "same config": "0.5"}
+
+
+def plot_forest(decisions: Mapping, path: str | Path) -> None:
+    """Paired Δ against the leader with the corrected CIs, coloured by verdict, the margin shaded."""
+    pairs = sorted([p for p in decisions["pairs"] if p.get("delta") is not None], key=lambda p: p["delta"])
+    margin = decisions["margin"]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * max(len(pairs), 1)))
+    ax.axvspan(-margin, margin, color="C0", alpha=0.12, label=f"equivalence margin ±{margin}")
+    ax.axvline(0, color="k", lw=0.8)
+    shown = set()
+    for y, p in enumerate(pairs):
+        color = VERDICT_COLORS.get(p["verdict"], "0.5")
+        lo, hi = p["ci"] if p.get("ci") else (p["delta"], p["delta"])
+        ax.errorbar([p["delta"]], [y], xerr=[[p["delta"] - lo], [hi - p["delta"]]], fmt="o", color=color,
+                    capsize=3, label=None if p["verdict"] in shown else p["verdict"])
+        shown.add(p["verdict"])
+    ax.set_yticks(range(len(pairs)))
+    ax.set_yticklabels([f"{p['name']} (n={p['n']})" for p in pairs], fontsize=8)
+    ax.set_ylim(-0.7, len(pairs) - 0.3)
+    level = decisions.get("ci_level", 0.95)
+    ax.set(xlabel=f"paired Δ test accuracy vs leader {decisions['leader']} ({level:.2%} CI, corrected)",
+           title=f"Tuned schedules against the leader, {decisions['leader']}")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
     _save(fig, path)
 
 

@@ -1,9 +1,11 @@
 """One seed's outcome, and the summary over paired seeds that DVC metrics and the report read.
 
-``metrics/<name>.json``: for each of ``test_acc``, ``best_test_acc``, ``train_acc``,
-``train_loss`` (and ``val_acc`` when tuning) the mean, std and 95 % CI over the
-seeds that did not diverge, ``n``, the seeds, and ``per_seed`` values, which are
-what paired comparisons use. ``history/<name>.json``: per-epoch mean and std.
+``metrics/<name>.json``: for each of ``test_acc``, ``train_acc``, ``train_loss`` (and
+``val_acc`` when tuning) the mean, std and 95 % CI over the seeds that did not diverge,
+``n``, the seeds, and ``per_seed`` values, which are what paired comparisons and the
+failure rule (``lrsched.decisions``) use. Only the final epoch's test accuracy is a
+result: a maximum over epochs would select on the test set. ``history/<name>.json``:
+per-epoch mean and std.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import Any, Sequence
 from lrsched.io import atomic_path, write_json
 from lrsched.stats import mean_ci
 
-FINAL_KEYS = ("test_acc", "best_test_acc", "train_acc", "train_loss", "val_acc")
+# One run-equivalent: one default 10-epoch run on the 60,000 training images. Compute budgets
+# count training images x epochs in these units, so they do not depend on the machine.
+RUN_EQUIVALENT = 600_000
+FINAL_KEYS = ("test_acc", "train_acc", "train_loss", "val_acc")
 
 
 @dataclass
@@ -32,6 +37,7 @@ class SeedResult:
     final: dict[str, float] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)  # pins, threads, versions, device it ran with
     model_uri: str | None = None  # the tracked run's logged model (models:/...), when tracked
+    image_epochs: int = 0  # training images seen (epochs run x images): the compute it cost
 
     @classmethod
     def from_fit(cls, seed: int, fitted: Any, environment: dict[str, Any] | None = None) -> "SeedResult":
@@ -39,12 +45,18 @@ class SeedResult:
         return cls(seed, fitted.history, fitted.model.state_dict(), fitted.diverged, fitted.message,
                    fitted.seconds, fitted.final, environment or {})
 
-    def finals(self) -> dict[str, float]:
-        out = {k: v for k, v in self.final.items() if k in FINAL_KEYS}
-        if self.history and "test_acc" in self.history[0]:
-            out["best_test_acc"] = max(h["test_acc"] for h in self.history)
+    def finals(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v for k, v in self.final.items() if k in FINAL_KEYS}
+        out["train_acc_curve"] = [h["train_acc"] for h in self.history]  # the failure rule reads it
         out["seconds"] = self.seconds
+        out["image_epochs"] = self.image_epochs
         return out
+
+    def record(self) -> dict[str, Any]:
+        """This seed's entry of ``per_seed``."""
+        if self.diverged:
+            return {"diverged": True, "message": self.message, "image_epochs": self.image_epochs}
+        return self.finals()
 
 
 def summarize(results: Sequence[SeedResult]) -> dict[str, Any]:
@@ -56,8 +68,7 @@ def summarize(results: Sequence[SeedResult]) -> dict[str, Any]:
         values = [r.finals()[key] for r in ok if key in r.finals()]
         if values:
             out[key] = mean_ci(values).as_dict()
-    out["per_seed"] = {str(r.seed): ({"diverged": True, "message": r.message} if r.diverged else r.finals())
-                       for r in results}
+    out["per_seed"] = {str(r.seed): r.record() for r in results}
     if ok:
         out["seconds"] = statistics.fmean(r.seconds for r in ok)
     if results:

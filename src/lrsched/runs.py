@@ -125,6 +125,7 @@ def train_seed(data: Datasets, job: SeedJob) -> SeedResult:
         fitted = fit(plan, data.train, {"test": data.test}, seed,
                      fit_options(cfg, spec, progress=job.progress, desc=desc), callbacks=[logger])
         result = SeedResult.from_fit(seed, fitted, env)
+        result.image_epochs = len(data.train) * (len(fitted.history) + int(fitted.diverged))  # a diverged epoch cost too
         digest, raw = tags.get("lrsched.data_md5", ""), str(raw_dir(cfg.data.root))
         for split, context, limit in (("train", "training", cfg.data.limit_train),
                                       ("test", "evaluation", cfg.data.limit_test)):

@@ -54,6 +54,30 @@ def check_param(where: str, dist: Any) -> None:
         raise ConfigError(f"{where}.low: must be > 0 when log: true, got {dist['low']}")
 
 
+# What a space derived from a schedule's type searches: its peak LR (log, up to the range test's
+# divergence LR) and weight decay. Momentum is not searched: tune.fixed sets it for every schedule.
+WEIGHT_DECAY = {"type": "float", "low": 0.0, "high": 0.002}
+
+
+def derived_space(spec: "ScheduleSpec") -> dict[str, dict[str, Any]]:
+    """The minimal fair space for ``spec``'s type: its peak LR and weight decay."""
+    peak = next((k for k in ("lr", "base_lr", "max_lr") if k in spec.params), None)
+    if peak is None:
+        raise ConfigError(f"tune.space.{spec.name}: missing, and type {spec.type!r} has no lr/base_lr/max_lr to "
+                          f"derive one from; add tune.space.{spec.name} to params.yaml")
+    high: Any = 10.0 if spec.optimizer == "schedule_free_sgd" else LR_FIND  # schedule-free takes larger LRs
+    return {peak: {"type": "float", "low": 0.01, "high": high, "log": True}, "weight_decay": dict(WEIGHT_DECAY)}
+
+
+def _inline(space: dict[str, dict[str, Any]]) -> str:
+    """A space as one line of flow YAML, for an error message the user can paste."""
+    def value(v: Any) -> str:
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    items = ", ".join(f"{k}: {{{', '.join(f'{dk}: {value(dv)}' for dk, dv in d.items())}}}" for k, d in space.items())
+    return "{" + items + "}"
+
+
 def check_tune(tune: "TuneConfig", specs: dict[str, "ScheduleSpec"]) -> None:
     if tune.n_trials < 1:
         raise ConfigError(f"tune.n_trials: must be >= 1, got {tune.n_trials}")
@@ -63,12 +87,23 @@ def check_tune(tune: "TuneConfig", specs: dict[str, "ScheduleSpec"]) -> None:
         raise ConfigError(f"tune.val_size: must be >= 1, got {tune.val_size}")
     if not isinstance(tune.space, dict):
         raise ConfigError("tune.space: must be a mapping of schedule name -> {hyperparameter: distribution}")
+    for key, value in tune.fixed.items():
+        if key not in ("momentum", "weight_decay") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"tune.fixed.{key}: only momentum and weight_decay (numbers) can be fixed, got {value!r}")
+    # Every schedule is tuned (one budget for all): a schedule without a space is an error that
+    # hands over the space derived from its type, ready to paste.
+    for name, spec in specs.items():
+        if name not in tune.space:
+            raise ConfigError(f"tune.space.{name}: missing (every schedule is tuned); add e.g. "
+                              f"`{name}: {_inline(derived_space(spec))}` under tune.space in params.yaml")
     for name, params in tune.space.items():
         where = f"tune.space.{name}"
         if name not in specs:
             raise ConfigError(f"{where}: no schedule named {name!r} in schedules; valid: {', '.join(specs)}")
         if not isinstance(params, dict) or not params:
             raise ConfigError(f"{where}: must map hyperparameters to distributions")
+        for key in set(params) & set(tune.fixed):
+            raise ConfigError(f"{where}.{key}: also in tune.fixed; search it or fix it, not both")
         for key, dist in params.items():
             if key not in tunable_keys(specs[name]):
                 raise ConfigError(f"{where}.{key}: {name!r} has no hyperparameter {key!r}; "

@@ -2,7 +2,9 @@
 
 * The objective is validation accuracy on a seeded split of the training set,
   after the real ``train.epochs`` (no compressed proxy); the test set is never
-  used while tuning. The median pruner stops a trial after an epoch whose
+  used while tuning. Every trial starts from ``tune.trial_seed``'s initial weights
+  and data order, a seed the final comparison never uses, and trains with
+  ``tune.fixed`` (momentum 0.9 for every schedule: the optimizer is not a confound). The median pruner stops a trial after an epoch whose
   accuracy is below the median of completed trials at that epoch.
 * The first trial is the schedule's own configuration from params.yaml (where
   it lies in the space), so the study's best is never a guess below it.
@@ -15,13 +17,17 @@
   (PostgreSQL) for workers on many machines (``--worker``: Optuna's own
   asynchronous loop, with heartbeats so no trial stays RUNNING forever; such
   studies are not reproducible trial for trial).
-* The study name carries a digest of everything a trial's result depends on,
-  so a changed space or setting starts a new study instead of mixing results.
+* The study name carries a digest of everything a trial's result depends on (the
+  space, settings, the training code and the library versions), so a changed space,
+  setting or trainer starts a new study instead of resuming a stale one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
+import inspect
 import logging
 import threading
 import time
@@ -41,10 +47,9 @@ from lrsched.errors import ConfigError, LrschedError
 from lrsched.io import project_root
 from lrsched.parallel import Workers, worker_count
 from lrsched.registry import parse_spec
-from lrsched.results import SeedResult
-from lrsched.runs import fit_options, load_datasets, plan_for, train_schedule
+from lrsched.runs import fit_options, load_datasets, plan_for
+from lrsched.results import RUN_EQUIVALENT
 from lrsched.search_space import space_digest
-from lrsched.stats import LEARNED_MIN
 from lrsched.trainer import fit
 from lrsched.urls import mask_password
 
@@ -58,6 +63,8 @@ GRACE_S = 20        # a trial silent this long is failed (and retried once) by a
 FAIL_REASON = "fail_reason"  # user attr of trials *we* failed (diverged, invalid combination)
 SURPLUS = "surplus: the study already had its trials when this one started"
 DEAD_AFTER = 2      # epochs after which a trial still at chance accuracy is stopped
+OBJECTIVE = "val_acc"
+IMAGE_EPOCHS = "image_epochs"  # user attr: training images x epochs a trial ran
 
 
 class StorageError(LrschedError):
@@ -99,6 +106,22 @@ def _rdb_storage(url: str) -> RDBStorage:
     )
 
 
+# What a trial's numbers depend on besides params: the libraries that compute and sample them...
+RESULT_LIBRARIES = ("torch", "numpy", "optuna", "scipy", "schedulefree")
+
+
+def code_digest() -> str:
+    """...and the training code: a digest of the modules a trial runs through."""
+    from lrsched import data, model, optim, registry, schedules, torch_adapter, trainer
+
+    text = "".join(inspect.getsource(m) for m in (data, model, optim, registry, schedules, torch_adapter, trainer))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def library_versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in RESULT_LIBRARIES}
+
+
 def study_name(cfg: Config, schedule: str) -> str:
     """``<schedule>-<digest>`` of the space and of everything else a trial's score depends on.
 
@@ -108,11 +131,13 @@ def study_name(cfg: Config, schedule: str) -> str:
     settings = {
         "space": cfg.tune.space[schedule],
         "schedule": cfg.schedules[schedule].as_dict(),
-        "train": {"epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seeds[0], "momentum": t.momentum,
+        "train": {"epochs": t.epochs, "batch_size": t.batch_size, "momentum": t.momentum,
                   "weight_decay": t.weight_decay, "channels_last": t.channels_last},
         "tune": {"pruner": cfg.tune.pruner, "sampler_seed": cfg.tune.sampler_seed, "val_size": cfg.tune.val_size,
-                 "split_seed": cfg.tune.split_seed},
+                 "split_seed": cfg.tune.split_seed, "trial_seed": cfg.tune.trial_seed, "fixed": cfg.tune.fixed},
         "data": {"limit_train": cfg.data.limit_train},
+        "code": code_digest(),
+        "libraries": library_versions(),
     }
     return f"{schedule}-{space_digest(settings)}"
 
@@ -135,13 +160,16 @@ def load_study(cfg: Config, schedule: str, storage: RDBStorage) -> optuna.Study:
     if schedule not in cfg.tune.space:
         raise ConfigError(f"--schedule {schedule!r}: no search space; add tune.space.{schedule} to params.yaml "
                           f"(tunable: {', '.join(cfg.tune.space)})")
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=study_name(cfg, schedule), storage=storage, load_if_exists=True, direction="maximize",
-        # multivariate: the best LR depends on momentum; constant liar: a batch's trials differ
+        # multivariate: the best LR depends on weight decay; constant liar: a batch's trials differ
         sampler=optuna.samplers.TPESampler(seed=cfg.tune.sampler_seed, n_startup_trials=4, multivariate=True,
                                            constant_liar=True),
         pruner=make_pruner(cfg.tune.pruner),
     )
+    if study.metric_names is None:
+        study.set_metric_names([OBJECTIVE])  # optuna-dashboard shows "val_acc", not "Objective 0"
+    return study
 
 
 def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -179,13 +207,16 @@ def default_params(cfg: Config, schedule: str) -> dict[str, Any]:
 
 
 class _Pruning(Callback):
-    def __init__(self, trial: optuna.Trial, epochs: int):
-        self.trial, self.epochs = trial, epochs
+    def __init__(self, trial: optuna.Trial, epochs: int, chance_below: float):
+        self.trial, self.epochs, self.chance_below = trial, epochs, chance_below
+
+    epochs_run = 0  # epochs finished: what a pruned trial cost
 
     def on_epoch_end(self, record: dict[str, float]) -> None:
         epoch = int(record["epoch"])
+        self.epochs_run = epoch
         self.trial.report(record["val_acc"], epoch)
-        if DEAD_AFTER <= epoch < self.epochs and record["val_acc"] < LEARNED_MIN:
+        if DEAD_AFTER <= epoch < self.epochs and record["val_acc"] < self.chance_below:
             # a net at chance this late has dead ReLUs and never recovers: stop even before the
             # pruner has its startup trials, instead of training it to the end
             raise optuna.TrialPruned(f"did not learn: val_acc {record['val_acc']:.4f} after epoch {epoch}")
@@ -219,6 +250,7 @@ class Outcome:
     state: str                 # COMPLETE | PRUNED | FAIL
     value: float | None = None
     message: str = ""
+    image_epochs: int = 0      # what the trial trained (the study's compute budget counts it)
 
 
 @dataclass
@@ -239,8 +271,8 @@ def trial_data(cfg: Config) -> TrialData:
 
 
 def with_params(cfg: Config, schedule: str, params: dict[str, Any]) -> Config:
-    """``cfg`` with ``params`` merged into ``schedules.<schedule>`` (validated like params.yaml)."""
-    raw = {**cfg.schedules[schedule].as_dict(), **params}
+    """``cfg`` with ``tune.fixed`` and ``params`` merged into ``schedules.<schedule>`` (validated)."""
+    raw = {**cfg.schedules[schedule].as_dict(), **cfg.tune.fixed, **params}
     return replace(cfg, schedules={**cfg.schedules, schedule: parse_spec(schedule, raw)})
 
 
@@ -252,20 +284,21 @@ def train_trial(data: TrialData, schedule: str, trial: optuna.Trial, params: dic
         spec = with_params(cfg, schedule, params).schedules[schedule]
     except ConfigError as exc:  # e.g. a sampled warmup >= T
         return Outcome("FAIL", message=str(exc))
-    run_params = {**{f"schedule.{k}": v for k, v in params.items()}, "trial": trial.number}
+    run_params = {**{f"schedule.{k}": v for k, v in {**cfg.tune.fixed, **params}.items()}, "trial": trial.number,
+                  "seed": cfg.tune.trial_seed}
     tags = {"lrsched.schedule": schedule, "lrsched.role": "trial", "optuna.trial": str(trial.number)}
+    pruning = _Pruning(trial, cfg.train.epochs, cfg.failure.chance_below)
     with tracker.run(f"{schedule}-trial-{trial.number}", run_params, tags, parent=parent) as logger:
         try:
             result = fit(plan_for(spec, len(data.train), cfg.train.batch_size), data.train, {"val": data.val},
-                         cfg.train.seeds[0], fit_options(cfg, spec, progress=False),
-                         callbacks=[logger, _Pruning(trial, cfg.train.epochs)])
+                         cfg.tune.trial_seed, fit_options(cfg, spec, progress=False), callbacks=[logger, pruning])
         except optuna.TrialPruned as exc:
             logger.mark_pruned(str(exc))
-            return Outcome("PRUNED", message=str(exc))
+            return Outcome("PRUNED", message=str(exc), image_epochs=len(data.train) * pruning.epochs_run)
         if result.diverged:
             logger.mark_diverged(result.message)
-            return Outcome("FAIL", message=result.message)
-    return Outcome("COMPLETE", value=result.final["val_acc"])
+            return Outcome("FAIL", message=result.message, image_epochs=len(data.train) * (len(result.history) + 1))
+    return Outcome("COMPLETE", value=result.final["val_acc"], image_epochs=len(data.train) * len(result.history))
 
 
 @dataclass(frozen=True)
@@ -299,6 +332,7 @@ def counted(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
+    trial.set_user_attr(IMAGE_EPOCHS, outcome.image_epochs)
     if outcome.state == "COMPLETE":
         study.tell(trial, outcome.value)
     elif outcome.state == "PRUNED":
@@ -372,6 +406,7 @@ def run_worker(cfg: Config, schedule: str, tracker: Tracker, n_trials: int | Non
             trial.set_user_attr(FAIL_REASON, SURPLUS)
             raise SurplusTrial(SURPLUS)
         outcome = train_trial(data, schedule, trial, suggest(trial, cfg.tune.space[schedule]), tracker, None)
+        trial.set_user_attr(IMAGE_EPOCHS, outcome.image_epochs)
         if outcome.state == "PRUNED":
             raise optuna.TrialPruned(outcome.message)
         if outcome.state == "FAIL":
@@ -406,40 +441,33 @@ class SurplusTrial(LrschedError):
 class TuneOutcome:
     study: optuna.Study
     summary: dict[str, Any]
-    params: dict[str, Any]
-    results: list[SeedResult]
+    params: dict[str, Any]   # the best trial's params with tune.fixed: what the compare stage trains
 
 
 def tune_schedule(cfg: Config, name: str, tracker: Tracker, plots: Path,
                   study: optuna.Study | None = None) -> TuneOutcome:
-    """Tune ``name``, plot the study into ``plots``, retrain the best params on the paired seeds.
+    """Tune ``name`` and plot the study into ``plots``; the test set is not touched here.
 
-    In MLflow: a parent run ``<name>-study`` with one nested run per trial and per retrained seed.
+    The best params are evaluated later, on the paired evaluation seeds, by the compare stage.
+    In MLflow: a parent run ``<name>-study`` with one nested run per trial.
     """
     study = study or open_study(cfg, name)  # fails fast: bad URL, no space for this schedule
-    settings = {f"tune.{k}": v for k, v in vars(cfg.tune).items() if k != "space"}
+    settings = {f"tune.{k}": v for k, v in vars(cfg.tune).items() if k not in ("space", "fixed")}
     settings.update({f"space.{k}": v for k, v in cfg.tune.space[name].items()})
+    settings.update({f"fixed.{k}": v for k, v in cfg.tune.fixed.items()})
     with tracker.run(f"{name}-study", settings, {"lrsched.role": "study"}) as parent:
         log.info("tuning %s: study %s, %d trials, %d at a time", name, study_name(cfg, name), cfg.tune.n_trials,
                  worker_count(cfg.train.workers, cfg.tune.n_trials))
         study = run_study(cfg, name, tracker, parent.run_id, study=study)
-        params = best_params(study)
-        summary = summarize_study(study, cfg.tune.storage)
+        params = {**cfg.tune.fixed, **best_params(study)}
+        summary = {**summarize_study(study, cfg.tune.storage), "params": params}
         log.info("%s: best val_acc %.4f with %s", name, summary["best_value"], params)
         plot_study(study, plots)
         parent.log_artifacts(plots)
         parent.log_metrics({"best_val_acc": summary["best_value"], "trials": summary["trials"],
-                            "pruned": summary["pruned"], "failed": summary["failed"]})
-        # Retrain the best params on the full training set and the paired seeds; only now is the test set used.
-        results = train_schedule(with_params(cfg, name, params), name, tracker, {"lrsched.tuned": "true"},
-                                 run_name=f"{name}-tuned", parent=parent.run_id)
-        # the registry's `@<name>` is the tuned model of the first paired seed (chosen without the test set)
-        first = next((r for r in results if r.model_uri), None)
-        if first is not None:
-            registered = tracker.register_model(first.model_uri, alias=name)
-            parent.set_tags({"lrsched.registered_model": registered or ""})
-            log.info("%s: tuned model of seed %d registered as %s", name, first.seed, registered)
-    return TuneOutcome(study, summary, params, results)
+                            "pruned": summary["pruned"], "failed": summary["failed"],
+                            "run_equivalents": summary["image_epochs"] / RUN_EQUIVALENT})
+    return TuneOutcome(study, summary, params)
 
 
 def summarize_study(study: optuna.Study, storage: str) -> dict[str, Any]:
@@ -454,6 +482,7 @@ def summarize_study(study: optuna.Study, storage: str) -> dict[str, Any]:
         "pruned": count[TrialState.PRUNED],
         "failed": count[TrialState.FAIL],
         "surplus": len(everything) - len(trials),  # started by a racing worker, stopped at once
+        "image_epochs": sum(int(t.user_attrs.get(IMAGE_EPOCHS, 0)) for t in everything),
     }
     if count[TrialState.COMPLETE]:
         best = study.best_trial

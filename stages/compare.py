@@ -1,0 +1,43 @@
+"""DVC stage `compare`: the tuned schedules on paired evaluation seeds, extra seeds where undecided.
+
+Runs after every tune@ stage; writes the per-seed results and reports/decisions.json.
+"""
+
+from pathlib import Path
+
+from lrsched.cli import base_parser, load_args_config, log, make_tracker, run_main
+from lrsched.comparison import run_comparison
+from lrsched.decisions import decisions_document
+from lrsched.io import read_json, write_json
+
+# schedule-free SGD is judged against the "no schedule" baseline: tuned constant-LR SGD, same momentum
+BASELINE_PAIR = ("schedule_free", "constant")
+
+
+def main() -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--tuned", default="tuned", help="folder of the tune stages' NAME.json (best params)")
+    parser.add_argument("--results", default="metrics/compare.json", help="per-seed results of every look")
+    parser.add_argument("--decisions", default="reports/decisions.json", help="one record per compared pair")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = parser.parse_args()
+    cfg = load_args_config(args)
+    params = {}
+    for name in cfg.tune.space:
+        summary = read_json(Path(args.tuned) / f"{name}.json",
+                            fix=f"run its tuning first: dvc repro tune@{name}")
+        params[name] = summary["params"]
+    tracker = make_tracker(cfg, stage="compare")
+    comparison = run_comparison(cfg, params, tracker, progress=not args.no_progress)
+    results = {name: {"params": params[name], "seeds": sorted(runs),
+                      "per_seed": {str(s): r for s, r in sorted(runs.items())}}
+               for name, runs in comparison.table.items()}
+    write_json(Path(args.results), {"schedules": results, "looks": comparison.looks})
+    doc = decisions_document(comparison.table, cfg.failure, cfg.compare, comparison.configs, BASELINE_PAIR)
+    write_json(Path(args.decisions), doc)
+    log.info("leader %s: %d of %d comparisons decided (%d with the first %d seeds alone)", doc["leader"],
+             doc["decided"], doc["compared"], doc["decided_first_seeds_only"], cfg.compare.first_seeds)
+
+
+if __name__ == "__main__":
+    run_main(main)
