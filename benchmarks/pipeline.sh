@@ -106,6 +106,14 @@ if [ "$mode" != memory ]; then
   cold_n=$(stages_run repro-cold.log)
   echo "$cold s, $cold_n stages run"
   echo "study budget: $(awk -v a="$cold" -v b="$single" 'BEGIN { printf "%.1f", a / b }') single runs"
+  if [ -f reports/budget.json ]; then
+    echo "== compute by kind (reports/budget.json: run-equivalents = image-epochs / 600,000), wall $cold s"
+    python - <<'PY'
+import json
+for kind, value in json.load(open("reports/budget.json"))["run_equivalents"].items():
+    print(f"{kind:<28} {value:8.1f}")
+PY
+  fi
 fi
 if [ "$mode" = all ]; then
   echo "== warm dvc repro (nothing changed: every stage should be skipped)"

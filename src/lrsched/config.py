@@ -97,7 +97,7 @@ class CompareConfig:
 
     first_seeds: int = 3           # evaluation seeds 0..first_seeds-1 for every tuned schedule
     batch: int = 2                 # seeds added per look to each schedule still contending
-    max_seeds: int = 9             # the cap: evaluation seeds are 0..max_seeds-1
+    max_seeds: int = 7             # the cap: evaluation seeds are 0..max_seeds-1
     alpha: float = 0.05            # family-wise error over the pairs (Holm) and the looks (Bonferroni)
     margin: float = 0.005          # equivalence margin for TOST, in accuracy (0.005 = 0.5 points)
     power: float = 0.8             # for the "n needed" of an inconclusive pair
