@@ -163,6 +163,9 @@ def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
     ({"type": "LambdaLR", "base_lr": 0.1}, "unknown schedule type 'LambdaLR'"),
     ({"type": "wsd", "base_lr": 0.1, "T": 10, "shape": "sqrt"}, "schedules.s.shape: must be one of linear, cosine, 1-sqrt"),
     ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 0}, "schedules.s.cooldown: the fraction of T"),
+    ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 2}, "schedules.s.cooldown: the fraction of T"),
+    ({"type": "plateau", "base_lr": 0.1, "cooldown": 0.2}, "schedules.s.cooldown: a whole number of epochs"),
+    ({"type": "plateau", "base_lr": 0.1, "patience": -1}, "schedules.s.patience: a whole number of epochs"),
     ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 0.5, "warmup": 6}, "warmup: must end before the cooldown"),
     ({"type": "plateau", "base_lr": 0.1, "interval": "step"}, "changes its LR once per epoch"),
     ({"type": "plateau", "base_lr": 0.1, "warmup": 1}, "warmup: not supported for the metric-driven"),
@@ -175,6 +178,32 @@ def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
 def test_invalid_schedules_name_the_key(spec: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_spec("s", spec)
+
+
+@pytest.mark.parametrize("cooldown", [0, 2])
+def test_plateau_cooldown_counts_epochs_as_in_pytorch(cooldown: int) -> None:
+    """`cooldown` means epochs for plateau (PyTorch's ReduceLROnPlateau), a fraction of T only for wsd."""
+    plan = sched("plateau", base_lr=0.1, factor=0.5, patience=0, cooldown=cooldown)
+    losses = [1.0] * 8 + [0.5] * 4
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0, cooldown=cooldown)
+    expected = [0.1]
+    for loss in losses:  # the LR of epoch e + 1 follows epoch e's loss
+        ref.step(loss)
+        expected.append(opt.param_groups[0]["lr"])
+    assert [plan(e, losses) for e in range(len(losses) + 1)] == pytest.approx(expected, rel=1e-12)
+    assert expected[3] == (0.025 if cooldown == 0 else 0.05)  # the cooldown held the LR after the first cut
+
+
+def test_every_type_checks_each_of_its_own_keys() -> None:
+    """A key's rule belongs to its type: each factory parameter has one, and no other key does."""
+    import inspect
+
+    from lrsched.registry import RULES, TYPES
+
+    assert set(RULES) == set(TYPES)
+    for type_, factory in TYPES.items():
+        assert set(RULES[type_]) == set(inspect.signature(factory).parameters), type_
 
 
 def test_plan_carries_interval_and_metric_rule() -> None:
