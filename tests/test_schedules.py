@@ -127,6 +127,24 @@ def test_torch_adapter_gives_the_torch_schedulers_lrs(cls: str, kwargs: dict, in
     assert got == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("kwargs", [{"total_steps": 40}, {"epochs": 10, "steps_per_epoch": 4},
+                                    {"total_steps": 40, "anneal_strategy": "linear", "three_phase": True}])
+def test_torch_one_cycle_matches_every_step_and_holds_its_final_lr(kwargs: dict) -> None:
+    """Step by step against OneCycleLR, its last step included; after it, its final LR (not step N - 2's)."""
+    s = build_plan(parse_spec("t", {"type": "OneCycleLR", "base_lr": 0.5, "max_lr": 0.5, "interval": "step",
+                                    **kwargs}), steps_per_epoch=4)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, **kwargs)
+    expected = [opt.param_groups[0]["lr"]]
+    for _ in range(39):
+        opt.step()
+        ref.step()
+        expected.append(opt.param_groups[0]["lr"])
+    assert [s(i / 4) for i in range(40)] == expected
+    assert expected[-1] == pytest.approx(0.5 / 25 / 1e4)  # OneCycleLR ends at initial_lr / final_div_factor
+    assert [s(i / 4) for i in range(40, 48)] == [expected[-1]] * 8
+
+
 def test_torch_multistep_equals_builtin_multi_factor() -> None:
     torch_s = sched("MultiStepLR", base_lr=0.5, milestones=[3, 8], gamma=0.5)
     ours = sched("multi_factor", base_lr=0.5, milestones=[3, 8], gamma=0.5)
