@@ -284,7 +284,7 @@ def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Pa
 
     monkeypatch.setattr(tracker.client, "log_inputs", racing)
     with tracker.run("cosine", {}, {}) as logger:
-        logger.client = tracker.client
+        assert logger.client is tracker.client  # the run writes through the patched client
         logger.log_dataset("fashion-mnist-train", "abc123", "data/FashionMNIST/raw", "training")
         run_id = logger.run_id
     inputs = tracker.client.get_run(run_id).inputs.dataset_inputs
