@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lrsched.cli import base_parser, load_args_config, log, make_tracker, run_main
+from lrsched.cli import base_parser, load_args_config, log, make_tracker, output_path, run_main
 from lrsched.data import load_split
 from lrsched.errors import DataError
 from lrsched.io import read_json, write_text
@@ -22,14 +22,18 @@ def describe(spec) -> str:
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--results", default=".", help="folder holding metrics/, history/ (and their tuned/)")
-    # dvc.yaml passes every output path; the defaults serve a stage run by hand
-    parser.add_argument("--lr-curves", default="plots/lr_curves.png", help="every schedule's LR vs epoch")
-    parser.add_argument("--test-acc", default="plots/test_acc.png", help="test accuracy vs epoch, all schedules")
-    parser.add_argument("--final-acc", default="plots/final_acc.png", help="final test accuracy, default vs tuned")
-    parser.add_argument("--curves", default="plots/curves", help="folder for one training-curves PNG per schedule")
-    parser.add_argument("--report", default="reports/summary.md", help="the ranked summary (Markdown)")
+    # dvc.yaml passes every output path; the defaults (under --out) serve a stage run by hand
+    parser.add_argument("--lr-curves", help="every schedule's LR vs epoch (default: plots/lr_curves.png)")
+    parser.add_argument("--test-acc", help="test accuracy vs epoch, all schedules (default: plots/test_acc.png)")
+    parser.add_argument("--final-acc", help="final test accuracy, default vs tuned (default: plots/final_acc.png)")
+    parser.add_argument("--curves", help="folder for one training-curves PNG per schedule (default: plots/curves)")
+    parser.add_argument("--report", help="the ranked summary, Markdown (default: reports/summary.md)")
     args = parser.parse_args()
     cfg = load_args_config(args)
+    for flag, default in (("lr_curves", "plots/lr_curves.png"), ("test_acc", "plots/test_acc.png"),
+                          ("final_acc", "plots/final_acc.png"), ("curves", "plots/curves"),
+                          ("report", "reports/summary.md")):
+        setattr(args, flag, str(output_path(args, "plot", getattr(args, flag), default)))
     results = Path(args.results)
     n_train = len(load_split(cfg.data.root, train=True, limit=cfg.data.limit_train))  # per-step curves need it
     steps = -(-n_train // cfg.train.batch_size)
