@@ -5,7 +5,7 @@ Runs after every tune@ stage; writes the per-seed results and reports/decisions.
 
 from pathlib import Path
 
-from lrsched.cli import base_parser, load_args_config, log, make_tracker, run_main
+from lrsched.cli import base_parser, load_args_config, log, make_tracker, output_path, run_main
 from lrsched.comparison import run_comparison
 from lrsched.decisions import decisions_document
 from lrsched.io import read_json, write_json
@@ -17,8 +17,9 @@ BASELINE_PAIR = ("schedule_free", "constant")
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--tuned", default="tuned", help="folder of the tune stages' NAME.json (best params)")
-    parser.add_argument("--results", default="metrics/compare.json", help="per-seed results of every look")
-    parser.add_argument("--decisions", default="reports/decisions.json", help="one record per compared pair")
+    # dvc.yaml passes every output path; the defaults (under --out) serve a stage run by hand
+    parser.add_argument("--results", help="per-seed results of every look (default: metrics/compare.json)")
+    parser.add_argument("--decisions", help="one record per compared pair (default: reports/decisions.json)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args()
     cfg = load_args_config(args)
@@ -32,9 +33,10 @@ def main() -> None:
     results = {name: {"params": params[name], "seeds": sorted(runs),
                       "per_seed": {str(s): r for s, r in sorted(runs.items())}}
                for name, runs in comparison.table.items()}
-    write_json(Path(args.results), {"schedules": results, "looks": comparison.looks})
+    write_json(output_path(args, "compare", args.results, "metrics/compare.json"),
+               {"schedules": results, "looks": comparison.looks})
     doc = decisions_document(comparison.table, cfg.failure, cfg.compare, comparison.configs, BASELINE_PAIR)
-    write_json(Path(args.decisions), doc)
+    write_json(output_path(args, "compare", args.decisions, "reports/decisions.json"), doc)
     log.info("leader %s: %d of %d comparisons decided (%d with the first %d seeds alone)", doc["leader"],
              doc["decided"], doc["compared"], doc["decided_first_seeds_only"], cfg.compare.first_seeds)
 

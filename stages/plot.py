@@ -4,7 +4,7 @@ reports/summary.md."""
 from pathlib import Path
 
 from lrsched import budget
-from lrsched.cli import base_parser, load_args_config, log, make_tracker, run_main
+from lrsched.cli import base_parser, load_args_config, log, make_tracker, output_path, run_main
 from lrsched.data import load_split
 from lrsched.decisions import as_table, failure_reason
 from lrsched.io import read_json, write_json, write_text
@@ -24,16 +24,20 @@ def describe(spec) -> str:
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--results", default=".", help="folder holding metrics/, history/, tuned/ and reports/")
-    # dvc.yaml passes every output path; the defaults serve a stage run by hand
-    parser.add_argument("--lr-curves", default="plots/lr_curves.png", help="every schedule's LR vs epoch")
-    parser.add_argument("--test-acc", default="plots/test_acc.png", help="test accuracy vs epoch, all schedules")
-    parser.add_argument("--final-acc", default="plots/final_acc.png", help="final test accuracy, default vs tuned")
-    parser.add_argument("--forest", default="plots/forest.png", help="paired Δ vs the leader, corrected CIs")
-    parser.add_argument("--curves", default="plots/curves", help="folder for one training-curves PNG per schedule")
-    parser.add_argument("--budget", default="reports/budget.json", help="compute by kind, in run-equivalents")
-    parser.add_argument("--report", default="reports/summary.md", help="the ranked summary (Markdown)")
+    # dvc.yaml passes every output path; the defaults (under --out) serve a stage run by hand
+    outputs = {"lr_curves": ("plots/lr_curves.png", "every schedule's LR vs epoch"),
+               "test_acc": ("plots/test_acc.png", "test accuracy vs epoch, all schedules"),
+               "final_acc": ("plots/final_acc.png", "final test accuracy per run, default vs tuned"),
+               "forest": ("plots/forest.png", "paired Δ vs the leader, corrected CIs"),
+               "curves": ("plots/curves", "folder for one training-curves PNG per schedule"),
+               "budget": ("reports/budget.json", "compute by kind, in run-equivalents"),
+               "report": ("reports/summary.md", "the ranked summary, Markdown")}
+    for flag, (default, text) in outputs.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", help=f"{text} (default: {default})")
     args = parser.parse_args()
     cfg = load_args_config(args)
+    for flag, (default, _) in outputs.items():
+        setattr(args, flag, str(output_path(args, "plot", getattr(args, flag), default)))
     results = Path(args.results)
     n_train = len(load_split(cfg.data.root, train=True, limit=cfg.data.limit_train))  # per-step curves need it
     steps = -(-n_train // cfg.train.batch_size)

@@ -1,8 +1,6 @@
 """DVC stage `train@NAME`: train one schedule over the paired seeds; write metrics, history, weights."""
 
-from pathlib import Path
-
-from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, run_main
+from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, output_path, run_main
 from lrsched.results import write_results
 from lrsched.runs import get_schedule_spec, train_schedule
 
@@ -11,7 +9,7 @@ def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--schedule", required=True, help="a name under `schedules:` in params.yaml")
     add_shortcuts(parser, "epochs", "seed", "workers")
-    # dvc.yaml passes every output path; the defaults serve a stage run by hand
+    # dvc.yaml passes every output path; the defaults (under --out) serve a stage run by hand
     parser.add_argument("--metrics", help="summary over the seeds (default: metrics/NAME.json)")
     parser.add_argument("--history", help="per-epoch mean curves (default: history/NAME.json)")
     parser.add_argument("--model", help="one state dict per seed (default: models/NAME.pt)")
@@ -23,9 +21,10 @@ def main() -> None:
     tracker = make_tracker(cfg, stage=f"train@{name}")  # fails fast on a bad tracking URI
     results = train_schedule(cfg, name, tracker, {}, progress=not args.no_progress)
 
-    summary = write_results(results, metrics=Path(args.metrics or f"metrics/{name}.json"),
-                            history=Path(args.history or f"history/{name}.json"),
-                            model=Path(args.model or f"models/{name}.pt"))
+    stage = f"train-{name}"
+    summary = write_results(results, metrics=output_path(args, stage, args.metrics, f"metrics/{name}.json"),
+                            history=output_path(args, stage, args.history, f"history/{name}.json"),
+                            model=output_path(args, stage, args.model, f"models/{name}.pt"))
     if "test_acc" in summary:
         acc = summary["test_acc"]
         log.info("%s: test_acc %.4f ± %.4f (95%% CI half-width, n=%d)", name, acc["mean"],

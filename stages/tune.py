@@ -8,7 +8,7 @@
 from dataclasses import replace
 from pathlib import Path
 
-from lrsched.cli import add_shortcuts, base_parser, load_args_config, make_tracker, run_main
+from lrsched.cli import add_shortcuts, base_parser, load_args_config, make_tracker, output_path, run_main
 from lrsched.config import Config
 from lrsched.errors import DataError
 from lrsched.io import read_json, write_json
@@ -47,8 +47,9 @@ def main() -> None:
         run_worker(cfg, name, tracker, study=study)
         return
 
-    tuned = tune_schedule(cfg, name, tracker, Path(args.plots or f"plots/tune/{name}"), study=study)
-    write_json(Path(args.summary or f"tuned/{name}.json"), tuned.summary)
+    stage = f"tune-{name}"
+    tuned = tune_schedule(cfg, name, tracker, output_path(args, stage, args.plots, f"plots/tune/{name}"), study=study)
+    write_json(output_path(args, stage, args.summary, f"tuned/{name}.json"), tuned.summary)
 
 
 if __name__ == "__main__":

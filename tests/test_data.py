@@ -12,14 +12,15 @@ from lrsched.data import download, load_split, raw_dir, train_val_split
 from lrsched.errors import DataError
 
 
-def test_good_files_are_verified_and_placed_for_torchvision(tmp_path: Path, toy_source) -> None:
+def test_good_files_are_verified_and_placed_for_torchvision(tmp_path: Path, toy_source, toy_files) -> None:
     folder, md5s = toy_source
     used = download(tmp_path / "data", [str(folder)], md5s)
     assert used == str(folder)
     assert sorted(p.name for p in raw_dir(tmp_path / "data").iterdir()) == sorted(md5s)
     train = load_split(tmp_path / "data", train=True)
     assert train.x.shape == (600, 1, 28, 28) and train.x.dtype == torch.float32
-    assert float(train.x.min()) >= 0.0 and float(train.x.max()) == 1.0
+    pixels = torch.frombuffer(bytearray(toy_files["train-images-idx3-ubyte"][16:]), dtype=torch.uint8)
+    assert torch.equal(train.x, pixels.reshape(600, 1, 28, 28).float() / 255)  # every pixel, in order, /255
     assert train.y.dtype == torch.int64 and len(load_split(tmp_path / "data", train=False)) == 200
 
 

@@ -127,6 +127,24 @@ def test_torch_adapter_gives_the_torch_schedulers_lrs(cls: str, kwargs: dict, in
     assert got == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("kwargs", [{"total_steps": 40}, {"epochs": 10, "steps_per_epoch": 4},
+                                    {"total_steps": 40, "anneal_strategy": "linear", "three_phase": True}])
+def test_torch_one_cycle_matches_every_step_and_holds_its_final_lr(kwargs: dict) -> None:
+    """Step by step against OneCycleLR, its last step included; after it, its final LR (not step N - 2's)."""
+    s = build_plan(parse_spec("t", {"type": "OneCycleLR", "base_lr": 0.5, "max_lr": 0.5, "interval": "step",
+                                    **kwargs}), steps_per_epoch=4)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, **kwargs)
+    expected = [opt.param_groups[0]["lr"]]
+    for _ in range(39):
+        opt.step()
+        ref.step()
+        expected.append(opt.param_groups[0]["lr"])
+    assert [s(i / 4) for i in range(40)] == expected
+    assert expected[-1] == pytest.approx(0.5 / 25 / 1e4)  # OneCycleLR ends at initial_lr / final_div_factor
+    assert [s(i / 4) for i in range(40, 48)] == [expected[-1]] * 8
+
+
 def test_torch_multistep_equals_builtin_multi_factor() -> None:
     torch_s = sched("MultiStepLR", base_lr=0.5, milestones=[3, 8], gamma=0.5)
     ours = sched("multi_factor", base_lr=0.5, milestones=[3, 8], gamma=0.5)
@@ -141,7 +159,7 @@ def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
         fresh = build_plan(parse_spec("s", spec), 10)
         plotted = build_plan(parse_spec("s", spec), 10)
         lr_curve(plotted, 15, 4)  # what plot_scheduler did before training
-        assert plotted == fresh
+        assert pickle.dumps(plotted) == pickle.dumps(fresh)  # its whole state, hidden attributes included
         assert [plotted(e) for e in range(10)] == [fresh(e) for e in range(10)]
     factor = build_plan(parse_spec("f", ARTICLE["factor"]), 10)
     lr_curve(factor, 11)  # plot it first, as the article did
@@ -163,6 +181,9 @@ def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
     ({"type": "LambdaLR", "base_lr": 0.1}, "unknown schedule type 'LambdaLR'"),
     ({"type": "wsd", "base_lr": 0.1, "T": 10, "shape": "sqrt"}, "schedules.s.shape: must be one of linear, cosine, 1-sqrt"),
     ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 0}, "schedules.s.cooldown: the fraction of T"),
+    ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 2}, "schedules.s.cooldown: the fraction of T"),
+    ({"type": "plateau", "base_lr": 0.1, "cooldown": 0.2}, "schedules.s.cooldown: a whole number of epochs"),
+    ({"type": "plateau", "base_lr": 0.1, "patience": -1}, "schedules.s.patience: a whole number of epochs"),
     ({"type": "wsd", "base_lr": 0.1, "T": 10, "cooldown": 0.5, "warmup": 6}, "warmup: must end before the cooldown"),
     ({"type": "plateau", "base_lr": 0.1, "interval": "step"}, "changes its LR once per epoch"),
     ({"type": "plateau", "base_lr": 0.1, "warmup": 1}, "warmup: not supported for the metric-driven"),
@@ -175,6 +196,32 @@ def test_defect3_plotting_does_not_change_factor_or_cosine() -> None:
 def test_invalid_schedules_name_the_key(spec: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_spec("s", spec)
+
+
+@pytest.mark.parametrize("cooldown", [0, 2])
+def test_plateau_cooldown_counts_epochs_as_in_pytorch(cooldown: int) -> None:
+    """`cooldown` means epochs for plateau (PyTorch's ReduceLROnPlateau), a fraction of T only for wsd."""
+    plan = sched("plateau", base_lr=0.1, factor=0.5, patience=0, cooldown=cooldown)
+    losses = [1.0] * 8 + [0.5] * 4
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0, cooldown=cooldown)
+    expected = [0.1]
+    for loss in losses:  # the LR of epoch e + 1 follows epoch e's loss
+        ref.step(loss)
+        expected.append(opt.param_groups[0]["lr"])
+    assert [plan(e, losses) for e in range(len(losses) + 1)] == pytest.approx(expected, rel=1e-12)
+    assert expected[3] == (0.025 if cooldown == 0 else 0.05)  # the cooldown held the LR after the first cut
+
+
+def test_every_type_checks_each_of_its_own_keys() -> None:
+    """A key's rule belongs to its type: each factory parameter has one, and no other key does."""
+    import inspect
+
+    from lrsched.registry import RULES, TYPES
+
+    assert set(RULES) == set(TYPES)
+    for type_, factory in TYPES.items():
+        assert set(RULES[type_]) == set(inspect.signature(factory).parameters), type_
 
 
 def test_plan_carries_interval_and_metric_rule() -> None:

@@ -138,7 +138,8 @@ def test_interrupted_run_ends_killed_and_keeps_old_outputs(proj: Path, tmp_path:
     c = client_for(uri)
     c.search_experiments()  # the store exists before the stage starts: only one process migrates it
     # started with SIGINT ignored, as a background job of a non-interactive shell (or a CI job) is
-    proc = subprocess.Popen([sys.executable, "stages/train.py", "--schedule", "constant", "--epochs", "100000"],
+    proc = subprocess.Popen([sys.executable, "stages/train.py", "--schedule", "constant", "--epochs", "100000",
+                             "--out", "."],  # into the study's places, as dvc.yaml names them
                             cwd=proj, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
@@ -164,7 +165,7 @@ def test_interrupted_run_ends_killed_and_keeps_old_outputs(proj: Path, tmp_path:
 
 def test_diverged_run_is_recorded_as_such(proj: Path, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/d.db"
-    stage("train", "--schedule", "constant", "--epochs", "2", "--set", "schedules.constant.lr=1e6", cwd=proj,
+    stage("train", "--schedule", "constant", "--epochs", "2", "--set", "schedules.constant.lr=1e6", "--out", ".", cwd=proj,
           environ=env(tmp_path, MLFLOW_TRACKING_URI=uri))
     metrics = json.loads((proj / "metrics" / "constant.json").read_text())
     assert metrics["diverged"] == 1 and "test_acc" not in metrics
@@ -176,7 +177,7 @@ def test_diverged_run_is_recorded_as_such(proj: Path, tmp_path: Path) -> None:
 def test_tracking_disabled_never_imports_mlflow(proj: Path, tmp_path: Path) -> None:
     code = ("import runpy, sys\n"
             "sys.argv = ['stages/train.py', '--schedule', 'constant', '--epochs', '1',"
-            " '--set', 'tracking.enabled=false']\n"
+            " '--set', 'tracking.enabled=false', '--out', '.']\n"
             "try:\n    runpy.run_path('stages/train.py', run_name='__main__')\nexcept SystemExit as e:\n"
             "    assert not e.code, e.code\n"
             "print('MLFLOW_IMPORTED' if 'mlflow' in sys.modules else 'MLFLOW_NOT_IMPORTED')\n")
@@ -186,8 +187,13 @@ def test_tracking_disabled_never_imports_mlflow(proj: Path, tmp_path: Path) -> N
     assert (proj / "metrics" / "constant.json").is_file()
 
 
-def test_mlflow_run_entry_point_logs_one_run_with_overrides(proj: Path, tmp_path: Path) -> None:
+def test_mlflow_run_entry_point_logs_one_run_with_overrides_and_leaves_the_study(proj: Path, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/p.db"
+    study = {f"{folder}/cosine.{ext}": f"the study's {folder}\n" for folder, ext in
+             (("metrics", "json"), ("history", "json"), ("models", "pt"))}
+    for path, text in study.items():  # what `dvc repro` left
+        (proj / path).parent.mkdir(parents=True, exist_ok=True)
+        (proj / path).write_text(text)
     run([str(BIN / "mlflow"), "run", ".", "--env-manager", "local", "--experiment-name", "lrsched",
          "-P", "schedule=cosine", "-P", "epochs=2", "-P", "set=schedules.cosine.base_lr=0.3;schedules.cosine.T=4"],
         proj, env(tmp_path, MLFLOW_TRACKING_URI=uri))
@@ -196,6 +202,14 @@ def test_mlflow_run_entry_point_logs_one_run_with_overrides(proj: Path, tmp_path
     assert (r.data.params["schedule.base_lr"], r.data.params["schedule.T"], r.data.params["train.epochs"]) == \
         ("0.3", "4", "2")
     assert len(c.get_metric_history(r.info.run_id, "test_acc")) == 2
+    # the study is untouched: nothing new, nothing changed; the run's files are in its scratch folder
+    assert {str(p.relative_to(proj)): p.read_text() for folder in ("metrics", "history", "models")
+            for p in (proj / folder).rglob("*") if p.is_file()} == study
+    scratch = list((proj / "runs").iterdir())
+    assert [p.name for p in scratch] == [f"mlflow-{r.info.run_id}"]  # named after the run that logged it
+    written = json.loads((scratch[0] / "metrics" / "cosine.json").read_text())
+    assert written["seeds"] == [0] and len(json.loads((scratch[0] / "history" / "cosine.json").read_text())) == 2
+    assert (scratch[0] / "models" / "cosine.pt").is_file()
 
 
 def test_runs_of_killed_processes_are_marked_killed_on_the_next_start(tmp_path: Path, monkeypatch) -> None:
@@ -284,7 +298,7 @@ def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Pa
 
     monkeypatch.setattr(tracker.client, "log_inputs", racing)
     with tracker.run("cosine", {}, {}) as logger:
-        logger.client = tracker.client
+        assert logger.client is tracker.client  # the run writes through the patched client
         logger.log_dataset("fashion-mnist-train", "abc123", "data/FashionMNIST/raw", "training")
         run_id = logger.run_id
     inputs = tracker.client.get_run(run_id).inputs.dataset_inputs

@@ -88,7 +88,8 @@ def test_step_interval_warmup_does_not_waste_epoch0(splits) -> None:
     assert n == 10  # 600 images / batch 64
     assert steps[0][2] == 0.0 and all(lr > 0 for _, _, lr in steps[1:])
     assert steps[5][2] == pytest.approx(0.1)  # t = 0.5 epochs: half way up the ramp
-    assert 0 < result.history[0]["lr"] < 0.2
+    # epoch 0's LR, averaged over its images: 0.02·k at batch k, nine batches of 64 and one of 24
+    assert result.history[0]["lr"] == pytest.approx((0.02 * 36 * 64 + 0.18 * 24) / 600, rel=1e-12)
     torch.manual_seed(0)
     assert not torch.equal(lenet().state_dict()["0.weight"], result.model.state_dict()["0.weight"])
 

@@ -317,7 +317,7 @@ def test_tune_stage_end_to_end_with_passwords_in_its_urls(tmp_path: Path, toy_fi
     proj = with_data(project_copy(tmp_path / "proj", toy_files, train={"seeds": [0, 1], "batch_size": 32},
                                   tune={"n_trials": 3, "val_size": 100}))
     e = env(tmp_path, MLFLOW_TRACKING_URI=mlflow_url)
-    procs = [stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", optuna_url, cwd=proj, environ=e)]
+    procs = [stage("tune", "--schedule", "cosine", "--workers", "2", "--storage", optuna_url, "--out", ".", cwd=proj, environ=e)]
     tuned = json.loads((proj / "tuned" / "cosine.json").read_text())
     assert tuned["trials"] == 3 and tuned["complete"] + tuned["pruned"] + tuned["failed"] == 3
     assert tuned["surplus"] == 0 and set(tuned["best_params"]) == {"base_lr", "final_lr", "weight_decay"}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Callable
 
 from lrsched.config import Config, load_config
@@ -14,11 +17,20 @@ from lrsched.signals import install_signal_handlers
 log = logging.getLogger("lrsched")
 
 
+STUDY_PARAMS = "params.yaml"
+SCRATCH = Path("runs")  # ad-hoc runs' outputs (git- and DVC-ignored)
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    parser.add_argument("--params", default=STUDY_PARAMS, help="the params file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a param, e.g. --set schedules.cosine.base_lr=0.3 (repeatable)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="folder for the outputs no flag names, in the study's layout (metrics/, history/, "
+                             "...). Default: the study's own places with params.yaml as it is; with --set, "
+                             "--params or a shortcut flag, runs/STAGE-TIME/, so an ad-hoc run never "
+                             "overwrites the study")
     return parser
 
 
@@ -47,6 +59,35 @@ def load_args_config(args: argparse.Namespace) -> Config:
         if value is not None:
             overrides.append(template.format(value))
     return load_config(args.params, overrides)
+
+
+def ad_hoc(args: argparse.Namespace) -> bool:
+    """Params other than the study's: another params file, a ``--set`` override or a shortcut flag."""
+    return (args.params != STUDY_PARAMS or any(part.strip() for item in args.overrides for part in item.split(";"))
+            or any(getattr(args, name, None) is not None for name in SHORTCUTS))
+
+
+def output_dir(args: argparse.Namespace, stage: str) -> Path:
+    """Where a stage writes the outputs that no flag names; decided once per run.
+
+    The study's DVC-tracked places (``.``) only for the study's own params: ``dvc.yaml``
+    names every path, so ``dvc repro`` is not affected. An ad-hoc run gets a fresh scratch folder.
+    """
+    if args.out is None:
+        if ad_hoc(args):
+            args.out = str(SCRATCH / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            log.info("params differ from %s: writing outputs under %s/ (--out DIR or the path flags choose)",
+                     STUDY_PARAMS, args.out)
+        else:
+            args.out = "."
+    return Path(args.out)
+
+
+def output_path(args: argparse.Namespace, stage: str, named: str | None, default: str) -> Path:
+    """``named`` when the caller gave that path; otherwise ``default`` (a study path) under ``output_dir``."""
+    if named:
+        return Path(named)
+    return output_dir(args, stage) / default
 
 
 def whole_number(text: str) -> int:

@@ -57,11 +57,6 @@ TYPES: dict[str, Callable[..., S.Schedule]] = {
     "wsd": S.WSD,
     "rex": S.Rex,
 }
-# The peak LR of each type: it must be strictly positive.
-_PEAK_KEYS = {"lr", "base_lr", "max_lr"}
-_POSITIVE_KEYS = {"T", "T_0", "T_mult", "factor", "gamma", "div_factor", "final_div_factor", "power"}
-
-
 @dataclass(frozen=True)
 class ScheduleSpec:
     """A validated ``schedules.<name>`` entry."""
@@ -163,32 +158,91 @@ def _check_schedule_free(where: str, type_: str, explicit_interval: bool, optimi
     return "step"
 
 
-def _check_values(where: str, params: dict[str, Any]) -> None:
+# Value rules, one per key of each type: a key name means one thing within a type only
+# (wsd's `cooldown` is a fraction of T, plateau's is a count of epochs, as in PyTorch).
+Rule = Callable[[str, Any], None]  # (where, value): raises ConfigError naming `where`
+
+
+def _peak_lr(where: str, value: Any) -> None:
+    if _number(where, value) <= 0:
+        raise ConfigError(f"{where}: learning rate must be > 0, got {value!r}")
+
+
+def _lr(where: str, value: Any) -> None:
+    if _number(where, value) < 0:
+        raise ConfigError(f"{where}: learning rate must be >= 0, got {value!r}")
+
+
+def _positive(where: str, value: Any) -> None:
+    if _number(where, value) <= 0:
+        raise ConfigError(f"{where}: must be > 0, got {value!r}")
+
+
+def _non_negative(where: str, value: Any) -> None:
+    if _number(where, value) < 0:
+        raise ConfigError(f"{where}: must be >= 0, got {value!r}")
+
+
+def _real(where: str, value: Any) -> None:
+    _number(where, value)
+
+
+def _epochs(where: str, value: Any) -> None:
+    v = _number(where, value)
+    if v < 0 or not v.is_integer():
+        raise ConfigError(f"{where}: a whole number of epochs >= 0, got {value!r}")
+
+
+def _open_fraction(where: str, value: Any) -> None:
+    if not 0 < _number(where, value) < 1:
+        raise ConfigError(f"{where}: must be between 0 and 1, got {value!r}")
+
+
+def _cooldown_fraction(where: str, value: Any) -> None:
+    if not 0 < _number(where, value) <= 1:
+        raise ConfigError(f"{where}: the fraction of T spent cooling down, in (0, 1]; got {value!r}")
+
+
+def _shape(where: str, value: Any) -> None:
+    if value not in S.COOLDOWNS:
+        raise ConfigError(f"{where}: must be one of {', '.join(S.COOLDOWNS)}, got {value!r}")
+
+
+def _milestones(where: str, value: Any) -> None:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: must be a non-empty list of epochs, got {value!r}")
+    ms = [_number(where, v) for v in value]
+    if any(b <= a for a, b in zip(ms, ms[1:])) or ms[0] <= 0:
+        raise ConfigError(f"{where}: must be positive and strictly increasing, got {value!r}")
+
+
+# Every key of every type in TYPES (tests check that the keys match the factories' signatures).
+RULES: dict[str, dict[str, Rule]] = {
+    "constant": {"lr": _peak_lr},
+    "square_root": {"lr": _peak_lr},
+    "factor": {"base_lr": _peak_lr, "factor": _positive, "min_lr": _lr},
+    "exponential": {"base_lr": _peak_lr, "gamma": _positive},
+    "multi_factor": {"base_lr": _peak_lr, "milestones": _milestones, "gamma": _positive},
+    "cosine": {"base_lr": _peak_lr, "final_lr": _lr, "T": _positive},
+    "linear": {"base_lr": _peak_lr, "final_lr": _lr, "T": _positive},
+    "polynomial": {"base_lr": _peak_lr, "T": _positive, "final_lr": _lr, "power": _positive},
+    "noam": {"base_lr": _peak_lr, "warmup": _non_negative},
+    "one_cycle": {"max_lr": _peak_lr, "T": _positive, "pct_start": _open_fraction, "div_factor": _positive,
+                  "final_div_factor": _positive},
+    "cosine_restarts": {"base_lr": _peak_lr, "T_0": _positive, "final_lr": _lr, "T_mult": _positive},
+    # PyTorch's ReduceLROnPlateau: patience and cooldown count epochs
+    "plateau": {"base_lr": _peak_lr, "factor": _positive, "patience": _epochs, "threshold": _real,
+                "cooldown": _epochs, "min_lr": _lr},
+    "wsd": {"base_lr": _peak_lr, "T": _positive, "cooldown": _cooldown_fraction, "final_lr": _lr, "shape": _shape,
+            "warmup": _non_negative, "warmup_begin_lr": _lr},
+    "rex": {"base_lr": _peak_lr, "T": _positive, "final_lr": _lr},
+}
+
+
+def _check_values(where: str, type_: str, params: dict[str, Any]) -> None:
+    rules = RULES[type_]
     for key, value in params.items():
-        if key == "shape":
-            if value not in S.COOLDOWNS:
-                raise ConfigError(f"{where}.shape: must be one of {', '.join(S.COOLDOWNS)}, got {value!r}")
-            continue
-        if key == "milestones":
-            if not isinstance(value, list) or not value:
-                raise ConfigError(f"{where}.milestones: must be a non-empty list of epochs, got {value!r}")
-            ms = [_number(f"{where}.milestones", v) for v in value]
-            if any(b <= a for a, b in zip(ms, ms[1:])) or ms[0] <= 0:
-                raise ConfigError(f"{where}.milestones: must be positive and strictly increasing, got {value!r}")
-            continue
-        v = _number(f"{where}.{key}", value)
-        if key in _PEAK_KEYS and v <= 0:
-            raise ConfigError(f"{where}.{key}: learning rate must be > 0, got {value!r}")
-        if key.endswith("lr") and v < 0:
-            raise ConfigError(f"{where}.{key}: learning rate must be >= 0, got {value!r}")
-        if key in _POSITIVE_KEYS and v <= 0:
-            raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}")
-        if key in {"pct_start"} and not 0 < v < 1:
-            raise ConfigError(f"{where}.{key}: must be between 0 and 1, got {value!r}")
-        if key == "cooldown" and not 0 < v <= 1:
-            raise ConfigError(f"{where}.cooldown: the fraction of T spent cooling down, in (0, 1]; got {value!r}")
-        if key in {"patience", "cooldown", "warmup"} and v < 0:
-            raise ConfigError(f"{where}.{key}: must be >= 0, got {value!r}")
+        rules[key](f"{where}.{key}", value)
 
 
 def build_plan(spec: ScheduleSpec, steps_per_epoch: int) -> S.Plan:
@@ -223,7 +277,7 @@ def _build_schedule(spec: ScheduleSpec, steps_per_epoch: int) -> S.Schedule:
         for p in sig.parameters.values():
             if p.default is inspect.Parameter.empty and p.name not in spec.params:
                 raise ConfigError(f"{where}: missing {p.name!r} for type {spec.type!r}; add it")
-        _check_values(where, spec.params)
+        _check_values(where, spec.type, spec.params)
         kwargs = dict(spec.params)
         if spec.warmup and "T" in kwargs:
             if spec.warmup >= kwargs["T"]:

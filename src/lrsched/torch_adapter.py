@@ -62,14 +62,17 @@ def _simulate(cls_name: str, base_lr: float, kwargs: tuple[tuple[str, Any], ...]
         warnings.simplefilter("ignore")
         sched = getattr(torch.optim.lr_scheduler, cls_name)(opt, **dict(kwargs))
         lrs = [float(opt.param_groups[0]["lr"])]
-        while len(lrs) < length:
+        # OneCycleLR's last step is total_steps - 1; torch still computes a step total_steps, off the end of
+        # its last phase (it equals step total_steps - 2), and raises after that. The schedule is over: hold.
+        end = getattr(sched, "total_steps", None) or length
+        while len(lrs) < min(length, end):
             opt.step()
             try:
                 sched.step()
-            except ValueError:  # e.g. OneCycleLR past total_steps: the schedule is over, hold its last LR
-                lrs.extend([lrs[-1]] * (length - len(lrs)))
+            except ValueError:  # another class's end of schedule: hold its last LR
                 break
             lrs.append(float(opt.param_groups[0]["lr"]))
+        lrs.extend([lrs[-1]] * (length - len(lrs)))
     return tuple(lrs)
 
 
