@@ -1,10 +1,11 @@
-"""Training throughput: the article's DataLoader loop vs lrsched's ``fit``, same model, same data.
+"""Training throughput: the article's DataLoader loop vs a frozen baseline ``fit`` vs today's ``fit``.
 
 Run from the project root (with the venv active)::
 
     python benchmarks/throughput.py                       # 1 epoch, 3 repeats of each loop
     python benchmarks/throughput.py --repeats 5 --threads 1
     python benchmarks/throughput.py --accuracy --repeats 3  # final test accuracy, mean over 3 seeds
+    python benchmarks/throughput.py --profile             # self-CPU share per operator, baseline vs today
 
 What it measures. Both loops train the article's LeNet (``lrsched.model.lenet``) with
 plain SGD at a constant learning rate, batch size 256, for ``--epochs`` epochs, and
@@ -14,14 +15,19 @@ score the test set after every epoch:
     with ``ToTensor`` (a PIL image and a tensor conversion per sample), ``DataLoader``
     with ``num_workers=0``, and the ``Accumulator``'s host sync (``float(...)``) after
     every batch; evaluation through a batch-256 test loader;
-(b) ``lrsched.trainer.fit``: the whole split as one tensor, a shuffled index per epoch,
-    metrics accumulated on the device, evaluation in batches of 2048.
+(b) the baseline: a frozen copy, kept in this file, of the model and the ``fit`` hot
+    path as they were at commit feed452 (the whole split as one tensor, a shuffled
+    index per epoch, metrics accumulated on the device, evaluation in batches of
+    2048, channels_last), so that later changes to lrsched cannot move the yardstick;
+(c) ``lrsched.trainer.fit`` as it is now.
 
-Each *full* run (training plus the per-epoch evaluations; data loading excluded) is
+Without ``--threads``, a pinned process (the default: ``lrsched.pinning``) runs 1
+thread, the study's configuration. Each *full* run (training plus the per-epoch evaluations; data loading excluded) is
 timed with ``time.perf_counter``. Throughput is ``epochs * 60000 / seconds``: training
 images per second of wall time, evaluation included in the denominator. The loops run
 interleaved (a, b, a, b, ...) in one process so background load and thermal drift hit
-both alike. The last line printed is ``speedup: X.XX`` = median(b) / median(a).
+both alike. The last two lines are ``speedup vs article: X.XX`` = median(c) / median(a)
+and ``speedup vs baseline: X.XX`` = median(c) / median(b).
 
 ``--pinning`` instead measures what portable CPU numbers cost and what parallel
 processes win back, side by side in one run (each configuration in fresh
@@ -54,7 +60,10 @@ except ImportError:  # not installed in this environment: use the checkout's src
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import lrsched  # noqa: F401
 
+import math
+
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -63,6 +72,7 @@ from torchvision import datasets, transforms
 from lrsched import schedules as S
 from lrsched.data import Split, load_split, raw_dir
 from lrsched.model import lenet
+from lrsched.pinning import configure_torch, pinning_enabled
 from lrsched.trainer import FitOptions, fit
 
 BATCH_SIZE = 256
@@ -74,6 +84,96 @@ class Run:
     seconds: float
     test_acc: float
 
+
+# ---- (b) the frozen baseline: lrsched's model and fit hot path at commit feed452 -------------------------
+# Copied, not imported: do not "improve" it, it is the yardstick for ``speedup vs baseline``.
+
+def baseline_lenet() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10),
+    )
+
+
+@torch.inference_mode()
+def baseline_evaluate(model: nn.Module, split: Split, batch_size: int, channels_last: bool) -> tuple[float, float]:
+    model.eval()
+    loss = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    for start in range(0, len(split), batch_size):
+        x = split.x[start:start + batch_size]
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = split.y[start:start + batch_size]
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = len(split)
+    return loss.item() / n, correct.item() / n
+
+
+def baseline_fit(lr: float, train: Split, evals: dict[str, Split], seed: int, epochs: int,
+                 batch_size: int = BATCH_SIZE, eval_batch_size: int = 2048, channels_last: bool = True
+                 ) -> tuple[nn.Module, dict[str, float]]:
+    """feed452's ``fit`` for plain SGD at a constant LR, per-epoch evaluation (no bar, no callbacks)."""
+    device = train.x.device
+    torch.manual_seed(seed)
+    model = baseline_lenet().to(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x_all = train.x.contiguous(memory_format=fmt)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.0, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(train)
+    steps = math.ceil(n / batch_size)
+    record: dict[str, float] = {}
+    for epoch in range(epochs):
+        model.train()
+        for group in opt.param_groups:
+            group["lr"] = lr
+        lr_sum = 0.0
+        perm = torch.randperm(n, generator=gen).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for i in range(steps):
+            idx = perm[i * batch_size:(i + 1) * batch_size]
+            x, y = x_all[idx], train.y[idx]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lr_sum += lr * len(idx)
+            with torch.no_grad():
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(1) == y).sum()
+            seen += len(idx)
+            if (i + 1) % 25 == 0 or i + 1 == steps:
+                running = loss_sum.item() / seen
+                if not math.isfinite(running):
+                    break
+        record = {"epoch": epoch + 1, "lr": lr_sum / seen, "train_loss": loss_sum.item() / seen,
+                  "train_acc": correct.item() / seen}
+        for name, split in evals.items():
+            record[f"{name}_loss"], record[f"{name}_acc"] = baseline_evaluate(model, split, eval_batch_size,
+                                                                             channels_last)
+    return model, record
+
+
+def run_baseline(data: "Data", lr: float, epochs: int, seed: int) -> Run:
+    start = time.perf_counter()
+    _, record = baseline_fit(lr, data.train, {"test": data.test}, seed, epochs)
+    return Run(time.perf_counter() - start, record["test_acc"])
+
+
+# ---------------------------------------------------------------------------------------------------------
 
 class GeneratedFashion(Dataset[tuple[torch.Tensor, int]]):
     """Random uint8 images served like torchvision's FashionMNIST: PIL image -> transform."""
@@ -94,7 +194,7 @@ class Data:
     description: str
     train_ds: Dataset[tuple[torch.Tensor, int]]  # for (a)
     test_ds: Dataset[tuple[torch.Tensor, int]]
-    train: Split  # for (b)
+    train: Split  # for (b) and (c)
     test: Split
 
 
@@ -120,7 +220,7 @@ def load_data(root: Path) -> Data:
         description=f"generated random data ({raw_dir(root)} not found; accuracies are chance level)",
         train_ds=GeneratedFashion(xtr, ytr, to_tensor),
         test_ds=GeneratedFashion(xte, yte, to_tensor),
-        # the same scaling ToTensor applies, so (a) and (b) see identical pixels
+        # the same scaling ToTensor applies, so (a), (b) and (c) see identical pixels
         train=Split(xtr.unsqueeze(1).float().div_(255.0), ytr.long()),
         test=Split(xte.unsqueeze(1).float().div_(255.0), yte.long()),
     )
@@ -128,7 +228,7 @@ def load_data(root: Path) -> Data:
 
 def run_article(data: Data, lr: float, epochs: int, seed: int) -> Run:
     """(a) The article's ``train``/``evaluate_accuracy_gpu``, minus the plotting."""
-    # Built outside the timed region, like (b)'s tensors: only the loop is compared.
+    # Built outside the timed region, like (b) and (c)'s tensors: only the loop is compared.
     train_iter = DataLoader(data.train_ds, batch_size=BATCH_SIZE, shuffle=True)
     test_iter = DataLoader(data.test_ds, batch_size=BATCH_SIZE, shuffle=False)
     start = time.perf_counter()
@@ -162,34 +262,37 @@ def run_article(data: Data, lr: float, epochs: int, seed: int) -> Run:
 
 
 def run_lrsched(data: Data, lr: float, epochs: int, seed: int, compile_model: bool = False) -> Run:
-    """(b) lrsched's trainer with its defaults (channels_last, eval batches of 2048).
+    """(c) lrsched's trainer with its defaults (channels_last, eval batches of 2048).
 
-    ``compile_model`` measures ``torch.compile`` on the same loop: the trainer's model
-    factory is swapped for a compiled LeNet, and the compile time is part of the run.
+    ``compile_model`` measures ``torch.compile`` on the same loop: the trainer's forward
+    is swapped for a compiled one, and the compile time is part of the run.
     """
     import lrsched.trainer as trainer
 
-    factory = trainer.lenet
+    plain = trainer.forward
     if compile_model:
-        trainer.lenet = lambda: torch.compile(factory())  # type: ignore[assignment]
+        trainer.forward = torch.compile(plain)  # type: ignore[assignment]
     start = time.perf_counter()
     try:
         result = fit(S.Constant(lr), data.train, {"test": data.test}, seed,
                      FitOptions(epochs=epochs, batch_size=BATCH_SIZE, progress=False))
     finally:
-        trainer.lenet = factory
+        trainer.forward = plain
     seconds = time.perf_counter() - start
     if result.diverged:
-        raise SystemExit(f"(b) {result.message}")
+        raise SystemExit(f"(c) {result.message}")
     return Run(seconds, result.final["test_acc"])
 
 
 def warm_up() -> None:
     """One step in each memory format, so one-time kernel setup is not charged to the first run."""
+    from lrsched.model import forward
+
     x = torch.rand(BATCH_SIZE, 1, 28, 28)
     for fmt in (torch.contiguous_format, torch.channels_last):
         net = lenet().to(memory_format=fmt)
         net(x.contiguous(memory_format=fmt)).sum().backward()
+        forward(net, x.contiguous(memory_format=fmt)).sum().backward()
 
 
 def images_per_s(run: Run, epochs: int) -> float:
@@ -207,7 +310,7 @@ def print_table(rows: list[tuple[str, list[Run]]], epochs: int) -> None:
 
 def one_run(data_root: Path, epochs: int, seed: int) -> None:
     """A child of ``--pinning``: one lrsched fit with this process's pins; prints its seconds."""
-    from lrsched.pinning import configure_torch, environment, pinning_enabled
+    from lrsched.pinning import environment
 
     if pinning_enabled():
         configure_torch(1)
@@ -252,6 +355,40 @@ def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
     print(f"pinned x1: {ratios[1]:.2f}, pinned x{processes}: {ratios[2]:.2f}")
 
 
+PROFILE_IMAGES = 30 * BATCH_SIZE  # 30 training steps, as in the issue's profile
+
+
+def profile_table(data: Data, lr: float, repeats: int, top: int = 12) -> None:
+    """Self-CPU share per operator of 30 training steps (no evaluation), baseline vs today's fit."""
+    from torch.profiler import ProfilerActivity, profile
+
+    train = Split(data.train.x[:PROFILE_IMAGES], data.train.y[:PROFILE_IMAGES])
+    loops = {"baseline (feed452)": lambda: baseline_fit(lr, train, {}, 0, 1),
+             "lrsched fit": lambda: fit(S.Constant(lr), train, {}, 0, FitOptions(epochs=1, progress=False))}
+    shares: dict[str, dict[str, float]] = {}
+    totals: dict[str, float] = {}
+    for loop in loops.values():
+        loop()  # warm-up: one-time kernel set-up is not profiled
+    for _ in range(repeats):  # interleaved; each loop's least disturbed (smallest total) run is kept
+        for name, loop in loops.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                loop()
+            events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+            total = sum(e.self_cpu_time_total for e in events)
+            if total / 1e3 < totals.get(name, float("inf")):
+                totals[name] = total / 1e3
+                shares[name] = {e.key: e.self_cpu_time_total / total for e in events}
+    names = list(loops)
+    ops = sorted({op for s in shares.values() for op in s}, key=lambda op: -max(s.get(op, 0) for s in shares.values()))
+    print(f"self CPU share per operator, 30 steps of batch {BATCH_SIZE}, {torch.get_num_threads()} thread(s), "
+          f"least disturbed of {repeats} profiles each")
+    print("| op | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for op in ops[:top]:
+        print(f"| `{op}` | " + " | ".join(f"{100 * shares[n].get(op, 0):.1f} %" for n in names) + " |")
+    print("| total self CPU (ms) | " + " | ".join(f"{totals[n]:.0f}" for n in names) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("data"),
@@ -267,6 +404,8 @@ def main() -> None:
     parser.add_argument("--pinning", action="store_true",
                         help="instead: unpinned vs pinned vs pinned parallel processes (see above)")
     parser.add_argument("--processes", type=int, default=2, help="with --pinning: parallel processes (default 2)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: self-CPU share per operator of 30 steps, baseline vs today's fit")
     parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -278,41 +417,50 @@ def main() -> None:
     repeats = args.repeats  # with --accuracy: one seed per repeat, compared as a mean over seeds
     if epochs < 1 or repeats < 1:
         parser.error("--epochs and --repeats must be at least 1")
-    if args.threads:  # 0 or absent: keep torch's default
+    if args.threads:  # 0 or absent: the study's configuration (1 thread when pinned), else torch's default
         torch.set_num_threads(args.threads)
+    elif pinning_enabled():
+        configure_torch(1)
 
     data = load_data(args.data_root)
+    if args.profile:
+        return profile_table(data, args.lr, repeats)
     print(f"data: {data.description}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; LeNet, SGD lr={args.lr}, "
           f"batch {BATCH_SIZE}, {epochs} epoch(s) with per-epoch test eval, {repeats} run(s) per loop")
     warm_up()
 
     article: list[Run] = []
+    baseline: list[Run] = []
     ours: list[Run] = []
     compiled: list[Run] = []
     for rep in range(repeats):
-        # interleaved, same seed per pair: both see the same load and the same initial weights
+        # interleaved, same seed per round: all see the same load and the same initial weights
         article.append(run_article(data, args.lr, epochs, seed=rep))
+        baseline.append(run_baseline(data, args.lr, epochs, seed=rep))
         ours.append(run_lrsched(data, args.lr, epochs, seed=rep))
         if args.compile:
             compiled.append(run_lrsched(data, args.lr, epochs, seed=rep, compile_model=True))
-        extra = f"  (c) {compiled[-1].seconds:.1f}s" if compiled else ""
-        print(f"  run {rep + 1}: (a) {article[-1].seconds:.1f}s  (b) {ours[-1].seconds:.1f}s{extra}", flush=True)
+        extra = f"  (d) {compiled[-1].seconds:.1f}s" if compiled else ""
+        print(f"  run {rep + 1}: (a) {article[-1].seconds:.1f}s  (b) {baseline[-1].seconds:.1f}s  "
+              f"(c) {ours[-1].seconds:.1f}s{extra}", flush=True)
 
-    rows = [("(a) article loop", article), ("(b) lrsched fit", ours)]
-    print_table(rows + ([("(c) fit + compile", compiled)] if compiled else []), epochs)
+    rows = [("(a) article loop", article), ("(b) baseline fit", baseline), ("(c) lrsched fit", ours)]
+    print_table(rows + ([("(d) fit + compile", compiled)] if compiled else []), epochs)
     if args.accuracy:
         # single runs differ by ~3 points from initialisation and data order: compare means over seeds
         acc_a = [r.test_acc for r in article]
-        acc_b = [r.test_acc for r in ours]
+        acc_b = [r.test_acc for r in ours]  # (c): today's fit
         spread = (lambda xs: statistics.pstdev(xs) if len(xs) > 1 else 0.0)  # noqa: E731
         diff = 100 * (statistics.fmean(acc_b) - statistics.fmean(acc_a))
         print(f"final test acc after {epochs} epochs, mean ± std over {repeats} seed(s): "
               f"(a) {statistics.fmean(acc_a):.4f} ± {spread(acc_a):.4f}  "
-              f"(b) {statistics.fmean(acc_b):.4f} ± {spread(acc_b):.4f}  (b)-(a) {diff:+.2f} points")
+              f"(c) {statistics.fmean(acc_b):.4f} ± {spread(acc_b):.4f}  (c)-(a) {diff:+.2f} points")
     rate_a = statistics.median(images_per_s(r, epochs) for r in article)
-    rate_b = statistics.median(images_per_s(r, epochs) for r in ours)
-    print(f"speedup: {rate_b / rate_a:.2f}")
+    rate_base = statistics.median(images_per_s(r, epochs) for r in baseline)
+    rate_c = statistics.median(images_per_s(r, epochs) for r in ours)
+    print(f"speedup vs article: {rate_c / rate_a:.2f}")
+    print(f"speedup vs baseline: {rate_c / rate_base:.2f}")
 
 
 if __name__ == "__main__":

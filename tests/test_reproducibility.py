@@ -46,3 +46,70 @@ def test_opting_out_is_recorded(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", "import lrsched; " + code], env=e, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "2"]
+
+
+@pytest.fixture()
+def restore_torch_flags():
+    import torch
+
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    yield
+    torch.use_deterministic_algorithms(saved[0])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+    if saved[3] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[3]
+
+
+def test_cublas_workspace_is_pinned_before_torch_starts_unless_opted_out() -> None:
+    code = "import os, lrsched, torch; print(os.environ.get('CUBLAS_WORKSPACE_CONFIG', 'unset'))"
+    e = {k: v for k, v in os.environ.items() if k not in PINS and k != "CUBLAS_WORKSPACE_CONFIG"}
+    out = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [":4096:8"]
+    e["LRSCHED_PIN"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["unset"]
+
+
+def test_choosing_cuda_switches_on_deterministic_kernels(monkeypatch, restore_torch_flags) -> None:
+    """What a CUDA run trains with, checked on any machine (torch's flags are plain settings)."""
+    import torch
+
+    from lrsched.device import resolve_device
+
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert resolve_device("cpu").type == "cpu"
+    assert not torch.are_deterministic_algorithms_enabled()  # a CPU run is left as it was
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda").type == "cuda"
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_environment_records_the_versions_and_the_gpu_settings(monkeypatch, restore_torch_flags) -> None:
+    from importlib.metadata import version
+
+    import torch
+
+    from lrsched import pinning
+
+    env = pinning.environment()
+    for name in ("numpy", "optuna", "scipy", "schedulefree", "mlflow"):
+        assert env[name] == version(name)
+    assert env["torch"] == torch.__version__
+    if not torch.cuda.is_initialized():
+        assert "gpu" not in env  # a CPU run records no GPU
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Test GPU 80GB")
+        monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)
+    pinning.configure_cuda()
+    env = pinning.environment()
+    assert env["gpu"] and env["deterministic_algorithms"] is True
+    assert env["cudnn_deterministic"] is True and env["cudnn_benchmark"] is False
+    assert env["env.CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert env["cuda"] == (torch.version.cuda or "") and env["cudnn"]

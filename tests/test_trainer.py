@@ -202,3 +202,57 @@ def test_schedule_free_evaluates_and_returns_the_averaged_weights(splits, monkey
     assert stepped[:10] == pytest.approx([0.05 * (k + 1) for k in range(10)])
     assert set(stepped[10:]) == {0.5} and made[0].param_groups[0]["scheduled_lr"] == 0.5
     assert result.history[-1]["train_acc"] > 0.3  # it learns the toy task (chance: 0.1)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_pool_before_inplace_relu_trains_bit_identical_to_the_articles_order(splits, channels_last) -> None:
+    """model.forward pools before ReLU (in place); they commute, so 25 SGD steps give the same weights."""
+    from lrsched.model import forward
+
+    train, _ = splits
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x_all = train.x.contiguous(memory_format=fmt)
+    nets = []
+    for step_fn in (lambda net, x: net(x), forward):  # the article's Conv-ReLU-Pool module, then ours
+        torch.manual_seed(4)
+        net = lenet().to(memory_format=fmt)
+        opt = torch.optim.SGD(net.parameters(), lr=0.3, momentum=0.9)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(4))
+        for i in range(25):
+            idx = order[(i * 32) % 576:(i * 32) % 576 + 32]
+            loss = torch.nn.functional.cross_entropy(step_fn(net, x_all[idx]), train.y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        nets.append(net)
+    article, ours = nets
+    torch.manual_seed(4)
+    assert not torch.equal(lenet().state_dict()["3.weight"], ours.state_dict()["3.weight"])  # it did train
+    assert all(torch.equal(a, b) for a, b in zip(article.state_dict().values(), ours.state_dict().values()))
+    with torch.no_grad():
+        assert torch.equal(article(x_all[:64]), forward(ours, x_all[:64]))
+
+
+def test_fit_trains_through_the_fast_forward(splits, monkeypatch) -> None:
+    train, test = splits
+    calls = []
+    real = trainer.forward
+    monkeypatch.setattr(trainer, "forward", lambda net, x: calls.append(len(x)) or real(net, x))
+    fit(S.Constant(0.3), train, {"test": test}, seed=0, opts=FitOptions(epochs=1, batch_size=64, progress=False))
+    assert calls[:10] == [64] * 9 + [600 - 9 * 64]  # every training batch, then the evaluation
+    assert len(calls) == 10 + 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_repeats_bit_for_bit_and_records_the_gpu(splits) -> None:
+    from lrsched.pinning import environment
+
+    train, test = splits
+    train, test = train.to(torch.device("cuda")), test.to(torch.device("cuda"))
+    a = fit(S.Cosine(0.2, 0.02, 2), train, {"test": test}, seed=3, opts=FitOptions(epochs=2, batch_size=64,
+                                                                                   progress=False))
+    b = fit(S.Cosine(0.2, 0.02, 2), train, {"test": test}, seed=3, opts=FitOptions(epochs=2, batch_size=64,
+                                                                                   progress=False))
+    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    env = environment()
+    assert env["gpu"] and env["deterministic_algorithms"] is True and env["cudnn_benchmark"] is False

@@ -5,9 +5,18 @@ from __future__ import annotations
 import torch
 
 from lrsched.errors import ConfigError
+from lrsched.pinning import configure_cuda
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The training device; choosing CUDA also switches on its deterministic kernels (before any CUDA op)."""
+    device = _resolve(name)
+    if device.type == "cuda":
+        configure_cuda()
+    return device
+
+
+def _resolve(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

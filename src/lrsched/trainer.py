@@ -4,7 +4,10 @@ The data lives on the device as one tensor; each epoch shuffles an index, so
 there is no DataLoader, PIL or per-sample work in the hot loop. Running loss
 and accuracy are accumulated on the device and read back only when the
 progress bar is refreshed and at the end of the epoch, so the loop is not
-throttled by host syncs (which matters on a GPU).
+throttled by host syncs (which matters on a GPU). The forward is
+``lrsched.model.forward``: the article's LeNet, bit for bit, with less work.
+Init and data order come from CPU generators on every device, so a seed means
+the same start and the same batches on a GPU too.
 
 Tracking and tuning hook in through callbacks; this module knows neither.
 """
@@ -23,8 +26,9 @@ from tqdm.auto import tqdm
 
 from lrsched.callbacks import Callback
 from lrsched.data import Split
-from lrsched.model import lenet
+from lrsched.model import forward, lenet
 from lrsched.optim import eval_mode, make_optimizer, train_mode
+from lrsched.pinning import configure_cuda
 from lrsched.schedules import Plan, Schedule
 
 REFRESH_EVERY = 25  # steps between divergence checks and progress-bar refreshes (each one is a host sync)
@@ -63,7 +67,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, channels_last: boo
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = split.y[start:start + batch_size]
-        logits = model(x)
+        logits = forward(model, x)
         loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     n = len(split)
@@ -97,7 +101,10 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
     """
     plan = plan if isinstance(plan, Plan) else Plan(plan)
     device = train.x.device
-    # Paired seeds: init and data order depend on the seed only, never on the schedule.
+    if device.type == "cuda":
+        configure_cuda()  # deterministic kernels (resolve_device did it already for stages)
+    # Paired seeds: init and data order depend on the seed only, never on the schedule;
+    # both come from CPU generators, then move to the device.
     model = init_model(seed).to(device)
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -133,7 +140,7 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
                     cb.on_step(epoch * steps + i, t, lr)
             idx = perm[i * opts.batch_size:(i + 1) * opts.batch_size]
             x, y = x_all[idx], train.y[idx]
-            logits = model(x)
+            logits = forward(model, x)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,110 @@
+"""System metrics once per stage: CPU, memory and (with ``nvidia-ml-py``) GPU utilisation.
+
+One sampler per stage, in the stage's own process, never in the training workers:
+each worker would report the whole machine again. The sampler's thread only
+*reads* (psutil, NVML) into memory; the samples are logged afterwards from the
+main thread, through the stage's tracking logger (``log_system_metrics``), i.e.
+through the interrupt-safe MLflow client. A thread must not write through that
+client itself: its interrupt deferral installs signal handlers, which only the
+main thread may do, and a second writer is what reopened SQLite's lock defect.
+
+``mlflow.start_run(log_system_metrics=True)`` does not fit: runs are created with
+``MlflowClient``, and MLflow's monitor would log from its own thread, per run.
+
+The hook a stage needs (a few lines; not wired in yet)::
+
+    with SystemSampler() as sampler:
+        results = train_schedule(cfg, name, tracker, {}, progress=...)
+    with tracker.run(f"{name}-system", {}, {"lrsched.kind": "system"}) as logger:
+        log_system_metrics(logger, sampler)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+INTERVAL_S = 10.0  # MLflow's own system-metrics default
+
+
+class MetricsLogger(Protocol):
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None: ...
+
+
+def _gpu_handles() -> list[Any]:
+    """NVML handles of every GPU; none without nvidia-ml-py or a driver (then no GPU metrics)."""
+    try:
+        import pynvml  # the nvidia-ml-py package
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+        return [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    except Exception:  # noqa: BLE001 - NVML's errors (no driver, no device) all mean: no GPU figures
+        return []
+
+
+def sample(gpus: list[Any] | None = None) -> dict[str, float]:
+    """One reading of the machine, under MLflow's ``system/`` metric names."""
+    import psutil
+
+    mem = psutil.virtual_memory()
+    out = {
+        "system/cpu_utilization_percentage": psutil.cpu_percent(interval=None),  # since the previous call
+        "system/system_memory_usage_megabytes": (mem.total - mem.available) / 2**20,
+        "system/system_memory_usage_percentage": mem.percent,
+    }
+    if gpus:
+        import pynvml
+
+        for i, handle in enumerate(gpus):
+            util = pynvml.nvmlDeviceGetUtilizationRates(handle)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            out[f"system/gpu_{i}_utilization_percentage"] = float(util.gpu)
+            out[f"system/gpu_{i}_memory_usage_megabytes"] = memory.used / 2**20
+    return out
+
+
+@dataclass
+class SystemSampler:
+    """Samples the machine every ``interval_s`` seconds while the ``with`` block runs (and once at its end)."""
+
+    interval_s: float = INTERVAL_S
+    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # (seconds since start, values)
+
+    def __post_init__(self) -> None:
+        if not self.interval_s > 0:
+            raise ValueError(f"interval_s must be positive, got {self.interval_s}")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gpus: list[Any] = []
+        self._t0 = 0.0
+
+    def __enter__(self) -> "SystemSampler":
+        import psutil
+
+        self._gpus = _gpu_handles()
+        psutil.cpu_percent(interval=None)  # the first call only starts psutil's CPU counter
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="lrsched-system-metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.samples.append((time.monotonic() - self._t0, sample(self._gpus)))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.samples.append((time.monotonic() - self._t0, sample(self._gpus)))  # a stage shorter than one interval
+
+
+def log_system_metrics(logger: MetricsLogger, sampler: SystemSampler) -> int:
+    """Log every sample from the calling (main) thread, step = whole seconds since the stage began."""
+    for seconds, values in sampler.samples:
+        logger.log_metrics(values, step=int(seconds))
+    return len(sampler.samples)

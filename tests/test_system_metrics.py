@@ -1,0 +1,60 @@
+"""System metrics: sampled in a thread, logged afterwards from the caller's thread."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+
+import pytest
+
+from lrsched import system_metrics as sm
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, float], int, str]] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        self.calls.append((metrics, step, threading.current_thread().name))
+
+
+def test_sampler_reads_the_machine_meanwhile_and_logs_from_the_calling_thread(monkeypatch) -> None:
+    monkeypatch.setattr(sm, "_gpu_handles", lambda: [])
+    with sm.SystemSampler(interval_s=0.05) as sampler:
+        time.sleep(0.4)
+        assert len(sampler.samples) >= 3  # taken while the block runs, not only at its end
+    times = [t for t, _ in sampler.samples]
+    assert times == sorted(times) and times[-1] >= 0.4
+    values = sampler.samples[-1][1]
+    assert set(values) == {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes",
+                           "system/system_memory_usage_percentage"}  # no GPU: no GPU keys
+    assert 0 <= values["system/cpu_utilization_percentage"] <= 100 * 64
+    assert values["system/system_memory_usage_megabytes"] > 0
+    logger = Recorder()
+    assert sm.log_system_metrics(logger, sampler) == len(sampler.samples)
+    assert {name for _, _, name in logger.calls} == {threading.current_thread().name}
+    assert [step for _, step, _ in logger.calls] == [int(t) for t in times]
+
+
+def test_gpu_figures_come_from_nvml(monkeypatch) -> None:
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: 2, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=40 + h),
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=(h + 1) * 2**30))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    values = sm.sample(sm._gpu_handles())
+    assert values["system/gpu_0_utilization_percentage"] == 40.0
+    assert values["system/gpu_1_utilization_percentage"] == 41.0
+    assert values["system/gpu_1_memory_usage_megabytes"] == 2048.0
+
+
+def test_no_nvml_means_no_gpu_figures(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails, as without nvidia-ml-py
+    assert sm._gpu_handles() == []
+
+
+def test_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="interval_s must be positive"):
+        sm.SystemSampler(interval_s=0)
