@@ -38,9 +38,10 @@ def main() -> None:
 
     histories, metrics, tuned = {}, {}, {}
     for name in cfg.schedules:
+        fix = f"regenerate it with `dvc repro train@{name}`"
         try:
-            histories[name] = read_json(results / "history" / f"{name}.json")
-            metrics[name] = read_json(results / "metrics" / f"{name}.json")
+            histories[name] = read_json(results / "history" / f"{name}.json", fix)
+            metrics[name] = read_json(results / "metrics" / f"{name}.json", fix)
         except FileNotFoundError as exc:
             raise DataError(f"{exc.filename}: missing; run the train stage for {name!r} first (dvc repro)") from None
         if histories[name]:
@@ -48,7 +49,7 @@ def main() -> None:
                                  f"{name}: {describe(cfg.schedules[name])}")
         tuned_file = results / "metrics" / "tuned" / f"{name}.json"
         if tuned_file.is_file():
-            tuned[name] = read_json(tuned_file)
+            tuned[name] = read_json(tuned_file, f"regenerate it with `dvc repro tune@{name}`")
     n = max((m.get("n", 1) for m in metrics.values()), default=1)
     plot_metric_band(histories, "test_acc", args.test_acc,
                      f"Test accuracy by schedule (mean ± std over {n} paired seeds)")

@@ -34,8 +34,18 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | Path, fix: str = "regenerate it by rerunning the stage that writes it (`dvc repro`)") -> Any:
+    """A JSON file a stage reads; a corrupt one is a one-line :class:`DataError` naming it and ``fix``.
+
+    A missing file raises ``FileNotFoundError``: callers say which stage makes it."""
+    from lrsched.errors import DataError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); {fix}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a JSON file; {fix}") from None
 
 
 def project_root() -> Path:
