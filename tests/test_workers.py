@@ -69,6 +69,19 @@ def _no_children() -> list[str]:
     return left
 
 
+@pytest.fixture()
+def deadline():
+    """The old pool hung in these cases: fail instead, after DEADLINE_S (SIGALRM interrupts the wait)."""
+    def expired(signum, frame):
+        raise AssertionError(f"no result within {DEADLINE_S} s: the pool hangs")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(DEADLINE_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
 def test_results_keep_their_order_with_any_worker_count() -> None:
     from lrsched.parallel import run_all
 
@@ -78,7 +91,7 @@ def test_results_keep_their_order_with_any_worker_count() -> None:
     assert not _no_children()
 
 
-def test_a_setup_error_in_the_workers_is_raised_once(capfd) -> None:
+def test_a_setup_error_in_the_workers_is_raised_once(capfd, deadline) -> None:
     from lrsched.errors import ConfigError
     from lrsched.parallel import run_all
 
@@ -90,7 +103,7 @@ def test_a_setup_error_in_the_workers_is_raised_once(capfd) -> None:
     assert not _no_children()
 
 
-def test_an_unpicklable_job_error_ends_the_map_naming_the_job() -> None:
+def test_an_unpicklable_job_error_ends_the_map_naming_the_job(deadline) -> None:
     from lrsched.parallel import WorkerError, run_all
 
     with pytest.raises(WorkerError, match=r"seed 1: the job failed: _Unpicklable: bad job 1 2"):
@@ -98,7 +111,7 @@ def test_an_unpicklable_job_error_ends_the_map_naming_the_job() -> None:
     assert not _no_children()
 
 
-def test_a_killed_worker_ends_the_map_naming_its_job_and_signal() -> None:
+def test_a_killed_worker_ends_the_map_naming_its_job_and_signal(deadline) -> None:
     from lrsched.parallel import WorkerDied, Workers
 
     ended: list[tuple[int, str, str]] = []
@@ -254,7 +267,9 @@ def test_sigkill_of_a_tuning_worker_fails_its_trial(proj: Path, tmp_path: Path) 
     storage = f"sqlite:///{proj}/optuna/optuna.db"
     (summary,) = optuna.get_all_study_summaries(storage)
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
-    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # told by the parent; a rerun retries them
+    trials = study.trials  # told FAIL by the parent (not counted); a rerun tries the same params first
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "WAITING", "WAITING"]
+    assert [t.params for t in trials[2:]] == [t.params for t in trials[:2]]
 
 
 def test_sigterm_during_tuning_prints_no_worker_traceback(proj: Path, tmp_path: Path) -> None:

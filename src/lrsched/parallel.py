@@ -125,13 +125,27 @@ def _worker(conn: Any, setup: Callable[..., Any], setup_args: tuple, parent: int
     except (BrokenPipeError, ConnectionResetError):  # the parent is gone
         code = 1
     finally:
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        # Ignore Ctrl-C/SIGTERM from here on. A signal already caught by the C handler still raises,
+        # once, at the next Python call: nested, so that up to two (SIGINT, then the parent's SIGTERM)
+        # are absorbed before the exit.
+        try:
+            try:
+                _ignore_stop_signals()
+            except BaseException:
+                _ignore_stop_signals()
+        except BaseException:
+            _ignore_stop_signals()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
         os._exit(code)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 class RemoteTraceback(Exception):

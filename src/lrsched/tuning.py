@@ -351,9 +351,11 @@ def _run_batches(study: optuna.Study, cfg: Config, schedule: str, tracker: Track
         try:
             outcomes = pool.map(run_trial, jobs)
         except BaseException:
-            for trial in batch:  # interrupted: these trials did not finish
+            for trial in batch:  # interrupted, or a worker died: these trials did not finish
                 with contextlib.suppress(Exception):
                     study.tell(trial, state=TrialState.FAIL)
+                    # not counted (no fail_reason); a rerun tries the same params first (the params.yaml one too)
+                    study.enqueue_trial(trial.params, user_attrs=trial.user_attrs)
             raise
         for trial, outcome in zip(batch, outcomes):
             _tell(study, trial, outcome)
