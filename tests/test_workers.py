@@ -269,7 +269,8 @@ def test_sigkill_of_a_tuning_worker_fails_its_trial(proj: Path, tmp_path: Path) 
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     trials = study.trials  # told FAIL by the parent (not counted); a rerun tries the same params first
     assert [t.state.name for t in trials] == ["FAIL", "FAIL", "WAITING", "WAITING"]
-    assert [t.params for t in trials[2:]] == [t.params for t in trials[:2]]
+    assert [t.system_attrs["fixed_params"] for t in trials[2:]] == [t.params for t in trials[:2]]
+    assert trials[2].user_attrs == {"lrsched.default": True}  # the params.yaml trial is retried as such
 
 
 def test_sigterm_during_tuning_prints_no_worker_traceback(proj: Path, tmp_path: Path) -> None:
