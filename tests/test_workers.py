@@ -22,9 +22,9 @@ from helpers import TOY_SPACE, env, project_copy, stage_in_process, with_data
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 60   # from a signal (or the start, for setup errors) to the stage's exit
-STARTUP_S = 120
+STARTUP_S = 120   # for workers to start and log an epoch on a loaded 2-core machine
 # 500 training images in batches of 32: trial 0 learns within the 2 epochs after which a net at chance is stopped
-TUNE_SMALL = ("--set", "tune.val_size=100", "--set", "train.batch_size=32")   # for workers to start and log an epoch on a loaded 2-core machine
+TUNE_SMALL = ("--set", "tune.val_size=100", "--set", "train.batch_size=32")
 
 
 # ---- the pool on its own (functions here are module-level: spawned workers import this module) ----

@@ -168,4 +168,5 @@ def train_schedule(cfg: Config, name: str, tracker: Tracker, tags: dict[str, str
     jobs = [SeedJob(cfg, name, seed, tracker, tags, run_name or name, parent, progress and not parallel)
             for seed in cfg.train.seeds]
     return run_all(train_seed, jobs, cfg.train.workers, setup=load_datasets, setup_args=(cfg,),
-                   desc=f"{run_name or name}: seeds" if progress else "", on_death=getattr(tracker, "end_runs_of", None))
+                   desc=f"{run_name or name}: seeds" if progress else "",
+                   on_death=getattr(tracker, "end_runs_of", None))  # the runs of a worker that died
