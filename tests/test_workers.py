@@ -6,6 +6,7 @@ code these stages hung (a respawn loop, or a lost task) and the deadline fails t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -63,7 +64,7 @@ def _no_children() -> list[str]:
     """This process's children, but multiprocessing's resource tracker (one per parent, for its lifetime)."""
     left = []
     for p in psutil.Process().children(recursive=True):
-        with __import__("contextlib").suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error):
             if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
                 left.append(" ".join(p.cmdline()))
     return left
@@ -133,10 +134,26 @@ def proj(tmp_path: Path, toy_files) -> Path:
     return with_data(project_copy(tmp_path / "proj", toy_files, train={"workers": 2, "seeds": [0, 1]}))
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftovers():
+    """Whatever a failed assertion left (a stage, workers that outlived it): its process group is killed."""
+    yield
+    while _started:
+        proc = _started.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def start(proj: Path, tmp_path: Path, script: str, *args: str) -> subprocess.Popen:
     client(tmp_path).search_experiments()  # the store exists first: the test's polling never races its creation
-    return subprocess.Popen([sys.executable, f"stages/{script}.py", *args], cwd=proj, env=env(tmp_path),
+    proc = subprocess.Popen([sys.executable, f"stages/{script}.py", *args], cwd=proj, env=env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _started.append(proc)
+    return proc
 
 
 def finish(proc: subprocess.Popen, timeout: float = DEADLINE_S) -> tuple[int, str, float]:
