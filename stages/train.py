@@ -2,7 +2,7 @@
 
 from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, output_path, run_main
 from lrsched.results import write_results
-from lrsched.runs import get_schedule_spec, train_schedule
+from lrsched.runs import check_inputs, get_schedule_spec, train_schedule
 
 
 def main() -> None:
@@ -18,6 +18,7 @@ def main() -> None:
     cfg = load_args_config(args)
     name = args.schedule
     get_schedule_spec(cfg, name)
+    check_inputs(cfg)  # device, data files: one line in a second, before the tracker or any worker
     tracker = make_tracker(cfg, stage=f"train@{name}")  # fails fast on a bad tracking URI
     results = train_schedule(cfg, name, tracker, {}, progress=not args.no_progress)
 

@@ -12,6 +12,7 @@ from lrsched.cli import add_shortcuts, base_parser, load_args_config, make_track
 from lrsched.config import Config
 from lrsched.errors import DataError
 from lrsched.io import read_json, write_json
+from lrsched.runs import check_inputs
 from lrsched.search_space import resolve_lr_find, uses_lr_find
 from lrsched.tuning import open_study, run_worker, study_name, tune_schedule
 
@@ -20,11 +21,12 @@ def with_lr_find_bounds(cfg: Config, path: Path) -> Config:
     """Fill in `high: lr_find` from the range test's divergence LR (the last LR tried if none)."""
     if not uses_lr_find(cfg.tune):
         return cfg
-    found = read_json(path, fix="tune.space uses `high: lr_find`; regenerate it with `dvc repro lr_find` "
-                               "(or `python stages/lr_find.py`)")
-    if not isinstance(found, dict) or not isinstance(found.get("upper_bound_lr"), (int, float)):
-        raise DataError(f"{path}: has no number 'upper_bound_lr'; regenerate it with `dvc repro lr_find`")
-    return replace(cfg, tune=resolve_lr_find(cfg.tune, found["upper_bound_lr"]))
+    fix = "regenerate it with `dvc repro lr_find` (or `python stages/lr_find.py`)"
+    found = read_json(path, fix)
+    bound = found.get("upper_bound_lr") if isinstance(found, dict) else None
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
+        raise DataError(f"{path}: no positive number upper_bound_lr (got {bound!r}); {fix}")
+    return replace(cfg, tune=resolve_lr_find(cfg.tune, bound))
 
 
 def main() -> None:
@@ -41,6 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = with_lr_find_bounds(load_args_config(args), Path(args.lr_find))
     name = args.schedule
+    check_inputs(cfg, val_size=True)  # device, data files, split size: before the study or any worker
     study = open_study(cfg, name)  # fail fast: bad name, space or storage
     tracker = make_tracker(cfg, stage=f"tune@{name}", extra_tags={"lrsched.tune_study": study_name(cfg, name)})
     if args.worker:

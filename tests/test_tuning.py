@@ -445,8 +445,7 @@ def test_a_space_bounded_by_lr_find_needs_the_range_test_first(tmp_path: Path, t
     proc = stage_in_process("tune", "--schedule", "linear", "--lr-find", "metrics/lr_find.json", cwd=proj)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: metrics/lr_find.json: missing; tune.space uses `high: lr_find`; regenerate it with "
-        "`dvc repro lr_find` (or `python stages/lr_find.py`)")
+        "error: metrics/lr_find.json: missing; regenerate it with `dvc repro lr_find` (or `python stages/lr_find.py`)")
     assert not (proj / "tuned").exists()
 
 

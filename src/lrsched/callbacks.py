@@ -58,6 +58,9 @@ class Tracker(Protocol):
     def register_model(self, model_uri: str, alias: str) -> str | None:
         """Register a logged model under the project's registered model, as ``@alias``."""
 
+    def end_runs_of(self, pid: int, status: str, reason: str) -> Any:
+        """End, as ``status`` with ``reason``, the runs a dead worker process ``pid`` left RUNNING."""
+
 
 class NullTracker:
     """Tracking switched off: nothing is imported or contacted."""
@@ -69,3 +72,6 @@ class NullTracker:
 
     def register_model(self, model_uri: str, alias: str) -> str | None:
         return None
+
+    def end_runs_of(self, pid: int, status: str, reason: str) -> list[str]:
+        return []

@@ -226,6 +226,9 @@ def parse_config(raw: dict[str, Any]) -> Config:
         if key not in SECTIONS:
             raise ConfigError(f"{key}: unknown section in params.yaml; valid: {', '.join(SECTIONS)}")
     data = _section(DataConfig, "data", raw.get("data"))
+    for key in ("limit_train", "limit_test"):
+        if getattr(data, key) < 0:
+            raise ConfigError(f"data.{key}: must be >= 0 (0 = all images), got {getattr(data, key)}")
     train = _section(TrainConfig, "train", raw.get("train"))
     _check_train(train)
     scheds = raw.get("schedules")

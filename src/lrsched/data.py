@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -142,6 +143,38 @@ class Split:
 
     def subset(self, index: torch.Tensor) -> "Split":
         return Split(self.x[index], self.y[index])
+
+
+IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _idx_shape(path: Path, ndim: int) -> tuple[int, ...]:
+    """The shape an IDX file of unsigned bytes declares, checked against the file's size."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing; rerun the download stage (`dvc repro download`)")
+    with open(path, "rb") as f:
+        header = f.read(4 + 4 * ndim)
+    if len(header) < 4 + 4 * ndim or header[:3] != b"\x00\x00\x08" or header[3] != ndim:
+        raise DataError(f"{path}: not an IDX file of {ndim}-d bytes (bad header); rerun the download stage")
+    shape = tuple(int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = len(header) + math.prod(shape)
+    if path.stat().st_size != expected:
+        raise DataError(f"{path}: {path.stat().st_size} bytes, its header declares {expected} "
+                        "(truncated or corrupt); rerun the download stage")
+    return shape
+
+
+def check_split(root: str | Path, train: bool) -> int:
+    """Cheap checks of one split's IDX files (no parsing of the pixels); returns its number of images."""
+    raw = require_raw(root)
+    images, labels = IDX_FILES[train]
+    shape = _idx_shape(raw / images, 3)
+    (count,) = _idx_shape(raw / labels, 1)
+    if shape[1:] != (28, 28) or shape[0] != count:
+        raise DataError(f"{raw}: {images} holds {shape}, {labels} {count} labels; expected N x 28 x 28 "
+                        "images and N labels; rerun the download stage")
+    return count
 
 
 def load_split(root: str | Path, train: bool, limit: int = 0) -> Split:

@@ -45,6 +45,8 @@ def read_json(path: str | Path, fix: str = "") -> Any:
         raise DataError(f"{path}: missing{hint}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc}){hint}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a JSON file{hint}") from None
 
 
 def project_root() -> Path:

@@ -19,7 +19,7 @@ import yaml
 
 from lrsched.callbacks import Tracker
 from lrsched.config import Config, flatten
-from lrsched.data import Split, data_checksum, load_split, raw_dir
+from lrsched.data import Split, check_split, data_checksum, load_split, raw_dir
 from lrsched.device import resolve_device
 from lrsched.errors import ConfigError
 from lrsched.parallel import run_all, worker_count
@@ -54,6 +54,18 @@ def load_datasets(cfg: Config) -> Datasets:
     test = load_split(cfg.data.root, train=False, limit=cfg.data.limit_test).to(device)
     log.debug("data: %d train / %d test images on %s", len(train), len(test), device)
     return Datasets(train, test, device)
+
+
+def check_inputs(cfg: Config, val_size: bool = False) -> None:
+    """What a worker's setup would fail on, checked once here before any worker starts:
+    the device, the data files, and (for tuning, ``val_size``) the validation split's size."""
+    resolve_device(cfg.train.device)
+    n_train = check_split(cfg.data.root, train=True)
+    check_split(cfg.data.root, train=False)
+    n_train = min(n_train, cfg.data.limit_train or n_train)
+    if val_size and not 0 < cfg.tune.val_size < n_train:
+        raise ConfigError(f"tune.val_size: must be between 1 and {n_train - 1} (the training images"
+                          f"{' after data.limit_train' if cfg.data.limit_train else ''}), got {cfg.tune.val_size}")
 
 
 def fit_options(cfg: Config, spec: ScheduleSpec, progress: bool = True, desc: str = "") -> FitOptions:
@@ -110,6 +122,10 @@ class SeedJob:
     parent: str | None
     progress: bool
 
+    @property
+    def label(self) -> str:  # how a worker's error names this job
+        return f"seed {self.seed}"
+
 
 def train_seed(data: Datasets, job: SeedJob) -> SeedResult:
     """Train ``job.name`` with one seed as one tracked run."""
@@ -147,9 +163,11 @@ def train_schedule(cfg: Config, name: str, tracker: Tracker, tags: dict[str, str
                    run_name: str | None = None, parent: str | None = None) -> list[SeedResult]:
     """Train ``name`` once per seed in ``train.seeds``, ``train.workers`` processes at a time."""
     get_schedule_spec(cfg, name)
+    check_inputs(cfg)
     tags = {"lrsched.data_md5": data_checksum(cfg.data.root), **tags}
     parallel = worker_count(cfg.train.workers, len(cfg.train.seeds)) > 1
     jobs = [SeedJob(cfg, name, seed, tracker, tags, run_name or name, parent, progress and not parallel)
             for seed in cfg.train.seeds]
     return run_all(train_seed, jobs, cfg.train.workers, setup=load_datasets, setup_args=(cfg,),
-                   desc=f"{run_name or name}: seeds" if progress else "")
+                   desc=f"{run_name or name}: seeds" if progress else "",
+                   on_death=getattr(tracker, "end_runs_of", None))  # the runs of a worker that died

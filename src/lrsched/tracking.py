@@ -174,6 +174,18 @@ def study_id() -> str:
     return "run-" + time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
+def _alive(pid: int, since_ms: int) -> bool:
+    """A live process with that pid that started before ``since_ms`` (not a zombie, not a reused pid)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        # a zombie is dead: a stage's workers, orphaned by its SIGKILL, may wait unreaped under init
+        return proc.status() != psutil.STATUS_ZOMBIE and proc.create_time() * 1000 <= since_ms + 1000
+    except psutil.Error:
+        return False
+
+
 def _is_unique_violation(exc: BaseException) -> bool:
     """A database's unique-key error, which MLflow wraps (a local store) or reports in its message (a server)."""
     from sqlalchemy.exc import IntegrityError
@@ -295,6 +307,7 @@ class MlflowTracker:
         self._adopt = os.environ.get("MLFLOW_RUN_ID") or None
         # Under `mlflow run . -e pipeline`, that run becomes the parent of every stage's runs.
         self._outer_parent = os.environ.get("LRSCHED_PARENT_RUN_ID") or None
+        self.stage_pid = os.getpid()  # kept when pickled: a worker's runs name the stage that started it
         self._connect()
         self.end_orphaned_runs()
 
@@ -325,29 +338,43 @@ class MlflowTracker:
     def end_orphaned_runs(self) -> list[str]:
         """Mark KILLED this host's RUNNING runs whose process is gone (SIGKILL, OOM killer, CI timeout).
 
-        Such a process could not end its run itself. Runs of live processes, and of other
-        hosts (which this one cannot see), are left alone.
+        Such a process could not end its run itself. A worker's run is also orphaned when the
+        stage that started the worker is gone. Runs of live processes, and of other hosts
+        (which this one cannot see), are left alone.
         """
-        import psutil
-
         host, ended = socket.gethostname(), []
         running = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
         for run in running:
             tags = run.data.tags
             if tags.get("lrsched.host") != host or not tags.get("lrsched.pid", "").isdigit():
                 continue
-            pid = int(tags["lrsched.pid"])
-            try:  # a live process with that pid that started before the run is its owner
-                alive = psutil.Process(pid).create_time() * 1000 <= run.info.start_time + 1000
-            except psutil.Error:
-                alive = False
-            if not alive:
-                self.client.set_tag(run.info.run_id, "lrsched.killed_reason",
-                                    f"process {pid} on {host} ended without closing the run "
-                                    "(killed outright: SIGKILL, out of memory or a timeout)")
-                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            pids = [int(tags["lrsched.pid"])]
+            if tags.get("lrsched.stage_pid", "").isdigit():
+                pids.append(int(tags["lrsched.stage_pid"]))
+            gone = next((pid for pid in pids if not _alive(pid, run.info.start_time)), None)
+            if gone is not None:
+                self._end_run(run.info.run_id, RunStatus.to_string(RunStatus.KILLED),
+                              f"process {gone} on {host} ended without closing the run "
+                              "(killed outright: SIGKILL, out of memory or a timeout)")
                 ended.append(run.info.run_id)
         return ended
+
+    def end_runs_of(self, pid: int, status: str, reason: str) -> list[str]:
+        """End the RUNNING runs that process ``pid`` of this host created (a worker that died) as ``status``."""
+        host = socket.gethostname()
+        query = (f"attributes.status = 'RUNNING' and tags.`lrsched.pid` = '{int(pid)}' "
+                 f"and tags.`lrsched.host` = '{host}'")
+        runs = self.client.search_runs([self.experiment_id], query, max_results=1000)
+        for run in runs:
+            self._end_run(run.info.run_id, status, reason)
+        return [run.info.run_id for run in runs]
+
+    def _end_run(self, run_id: str, status: str, reason: str) -> None:
+        with self.client.uninterrupted():
+            self.client.set_tag(run_id, "lrsched.killed_reason", reason[:5000])
+            if status == RunStatus.to_string(RunStatus.FAILED):
+                self.client.set_tag(run_id, "lrsched.error", reason[:5000])
+            self.client.set_terminated(run_id, status)
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k != "client"}
@@ -365,21 +392,26 @@ class MlflowTracker:
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
             parent: str | None = None) -> Iterator[MlflowRunLogger]:
         all_tags = {**self.base_tags, **{k: mask_password(str(v)) for k, v in tags.items()},
-                    "lrsched.host": socket.gethostname(), "lrsched.pid": str(os.getpid())}
+                    "lrsched.host": socket.gethostname(), "lrsched.pid": str(os.getpid()),
+                    "lrsched.stage_pid": str(getattr(self, "stage_pid", os.getpid()))}
         if parent or self._outer_parent:
             all_tags["mlflow.parentRunId"] = parent or self._outer_parent
-        if self._adopt and not parent:
-            run_id, self._adopt = self._adopt, None
-            self.client.set_tag(run_id, "mlflow.runName", name)
-            for key, value in all_tags.items():
-                self.client.set_tag(run_id, key, value)
-            # later runs of this stage become children of the run `mlflow run` created
-            self._outer_parent = self._outer_parent or run_id
-        else:
-            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
-        logger = MlflowRunLogger(self.client, run_id)
+        run_id: str | None = None
+        logger: MlflowRunLogger | None = None
         status = RunStatus.to_string(RunStatus.FINISHED)
         try:
+            # created inside the try: a Ctrl-C that arrives while the run is being created ends it KILLED
+            with self.client.uninterrupted():
+                if self._adopt and not parent:
+                    run_id, self._adopt = self._adopt, None
+                    self.client.set_tag(run_id, "mlflow.runName", name)
+                    for key, value in all_tags.items():
+                        self.client.set_tag(run_id, key, value)
+                    # later runs of this stage become children of the run `mlflow run` created
+                    self._outer_parent = self._outer_parent or run_id
+                else:
+                    run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+                logger = MlflowRunLogger(self.client, run_id)
             items = [Param(k, _param_value(v)) for k, v in params.items()]
             for start in range(0, len(items), 100):
                 self.client.log_batch(run_id, params=items[start:start + 100])
@@ -390,11 +422,15 @@ class MlflowTracker:
             raise
         except BaseException as exc:
             status = RunStatus.to_string(RunStatus.FAILED)
-            with contextlib.suppress(Exception):
-                self.client.set_tag(run_id, "lrsched.error", mask_password(f"{type(exc).__name__}: {exc}")[:5000])
+            if run_id is not None:
+                with contextlib.suppress(Exception):
+                    self.client.set_tag(run_id, "lrsched.error",
+                                        mask_password(f"{type(exc).__name__}: {exc}")[:5000])
             raise
         finally:  # one block: a second Ctrl-C (or the pool's SIGTERM after it) cannot skip the status
-            with self.client.uninterrupted():
-                with contextlib.suppress(Exception):
-                    logger.flush()
-                self.client.set_terminated(run_id, status)
+            if run_id is not None:
+                with self.client.uninterrupted():
+                    with contextlib.suppress(Exception):
+                        if logger is not None:
+                            logger.flush()
+                    self.client.set_terminated(run_id, status)

@@ -47,8 +47,8 @@ from lrsched.errors import ConfigError, LrschedError
 from lrsched.io import project_root
 from lrsched.parallel import Workers, worker_count
 from lrsched.registry import parse_spec
-from lrsched.runs import fit_options, load_datasets, plan_for
 from lrsched.results import RUN_EQUIVALENT
+from lrsched.runs import check_inputs, fit_options, load_datasets, plan_for
 from lrsched.search_space import space_digest
 from lrsched.trainer import fit
 from lrsched.urls import mask_password
@@ -311,6 +311,11 @@ class TrialJob:
     params: dict[str, Any]
     tracker: Tracker
     parent: str | None
+    number: int = -1
+
+    @property
+    def label(self) -> str:  # how a worker's error names this job
+        return f"trial {self.number}"
 
 
 def run_trial(data: TrialData, job: TrialJob) -> Outcome:
@@ -355,8 +360,9 @@ def run_study(cfg: Config, schedule: str, tracker: Tracker, parent: str | None =
     study = study or open_study(cfg, schedule)
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(default_params(cfg, schedule), user_attrs={"lrsched.default": True})
+    check_inputs(cfg, val_size=True)  # a bad device, data file or split size: one line, before any worker
     workers = worker_count(cfg.train.workers, n_trials)
-    with Workers(workers, trial_data, (cfg,)) as pool:
+    with Workers(workers, trial_data, (cfg,), on_death=getattr(tracker, "end_runs_of", None)) as pool:
         return _run_batches(study, cfg, schedule, tracker, parent, n_trials, pool)
 
 
@@ -374,14 +380,16 @@ def _run_batches(study: optuna.Study, cfg: Config, schedule: str, tracker: Track
             continue
         batch = [study.ask() for _ in range(min(pool.n, left))]
         params = [suggest(trial, cfg.tune.space[schedule]) for trial in batch]
-        jobs = [TrialJob(schedule, study.study_name, t._trial_id, p, tracker, parent)  # noqa: SLF001
+        jobs = [TrialJob(schedule, study.study_name, t._trial_id, p, tracker, parent, t.number)  # noqa: SLF001
                 for t, p in zip(batch, params)]
         try:
             outcomes = pool.map(run_trial, jobs)
         except BaseException:
-            for trial in batch:  # interrupted: these trials did not finish
+            for trial in batch:  # interrupted, or a worker died: these trials did not finish
                 with contextlib.suppress(Exception):
                     study.tell(trial, state=TrialState.FAIL)
+                    # not counted (no fail_reason); a rerun tries the same params first (the params.yaml one too)
+                    study.enqueue_trial(trial.params, user_attrs=trial.user_attrs)
             raise
         for trial, outcome in zip(batch, outcomes):
             _tell(study, trial, outcome)
