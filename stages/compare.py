@@ -9,6 +9,7 @@ from lrsched.cli import base_parser, load_args_config, log, make_tracker, output
 from lrsched.comparison import run_comparison
 from lrsched.decisions import decisions_document
 from lrsched.io import read_json, write_json
+from lrsched.runs import check_inputs
 
 # schedule-free SGD is judged against the "no schedule" baseline: tuned constant-LR SGD, same momentum
 BASELINE_PAIR = ("schedule_free", "constant")
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args()
     cfg = load_args_config(args)
+    check_inputs(cfg)  # device, data files: one line in a second, before the tracker or any worker
     params = {}
     for name in cfg.tune.space:
         summary = read_json(Path(args.tuned) / f"{name}.json",

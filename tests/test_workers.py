@@ -260,7 +260,7 @@ def test_sigkill_of_a_seed_worker_ends_training_naming_the_seed(proj: Path, tmp_
     os.kill(int(victim.data.tags["lrsched.pid"]), signal.SIGKILL)
     code, err, seconds = finish(proc)
     line = one_line_error(err)
-    assert code == 2 and "worker for seed 1 died (SIGKILL)" in line and seconds < 30
+    assert code == 2 and "worker for constant seed 1 died (SIGKILL)" in line and seconds < 30
     assert not left_in_session(proc.pid)
     status = {r.data.tags["lrsched.seed"]: r.info.status for r in runs(tmp_path)}
     assert status == {"0": "KILLED", "1": "FAILED"}

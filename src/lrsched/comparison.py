@@ -16,7 +16,7 @@ from lrsched.config import Config
 from lrsched.data import data_checksum
 from lrsched.decisions import Look, look, next_seeds, planned_looks
 from lrsched.parallel import run_all
-from lrsched.runs import SeedJob, load_datasets, train_seed
+from lrsched.runs import SeedJob, check_inputs, load_datasets, train_seed
 from lrsched.tuning import with_params
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Comparison:
 def run_comparison(cfg: Config, params: Mapping[str, dict[str, Any]], tracker: Tracker,
                    progress: bool = True) -> Comparison:
     """Train the tuned ``params`` of each schedule on evaluation seeds until every pair is decided."""
+    check_inputs(cfg)  # a bad device or data file: one line, before any worker
     configs = {name: with_params(cfg, name, p).schedules[name].as_dict() for name, p in params.items()}
     table: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in params}
     looks: list[dict[str, Any]] = []
@@ -45,7 +46,8 @@ def run_comparison(cfg: Config, params: Mapping[str, dict[str, Any]], tracker: T
                         {**tags, "lrsched.look": str(k)}, f"{name}-tuned", None, False)
                 for name, seeds in plan.items() for seed in seeds]
         results = run_all(train_seed, jobs, cfg.train.workers, setup=load_datasets, setup_args=(cfg,),
-                          desc=f"look {k}: runs" if progress else "")
+                          desc=f"look {k}: runs" if progress else "",
+                          on_death=getattr(tracker, "end_runs_of", None))  # the runs of a worker that died
         for job, result in zip(jobs, results):
             table[job.name][job.seed] = {**result.record(), "model_uri": result.model_uri}
         looks.append({"look": k, "trained": {n: list(s) for n, s in plan.items()}})

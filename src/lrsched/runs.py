@@ -124,7 +124,7 @@ class SeedJob:
 
     @property
     def label(self) -> str:  # how a worker's error names this job
-        return f"seed {self.seed}"
+        return f"{self.name} seed {self.seed}"
 
 
 def train_seed(data: Datasets, job: SeedJob) -> SeedResult:
