@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 DEADLINE_S = 60   # from a signal (or the start, for setup errors) to the stage's exit
 STARTUP_S = 120   # for workers to start and log an epoch on a loaded 2-core machine
 # 500 training images in batches of 32: trial 0 learns within the 2 epochs after which a net at chance is stopped
-TUNE_SMALL = ("--set", "tune.val_size=100", "--set", "train.batch_size=32")
+# LRs that learn with momentum 0.9, so no trial stops early "at chance" before the test acts
+TUNE_SMALL = ("--set", "tune.val_size=100", "--set", "train.batch_size=32", "--set", "tune.space.cosine.base_lr.high=0.05")
 
 
 # ---- the pool on its own (functions here are module-level: spawned workers import this module) ----
@@ -245,7 +246,7 @@ def test_a_negative_limit_is_a_config_error(proj: Path) -> None:
 def test_a_corrupt_range_test_result_is_one_line(proj: Path, tmp_path: Path) -> None:
     (proj / "metrics").mkdir()
     (proj / "metrics" / "lr_find.json").write_text('{"upper_bound_lr": 1.')
-    space = {"cosine": {**TOY_SPACE["cosine"], "base_lr": {"type": "float", "low": 0.01, "high": "lr_find"}}}
+    space = {**TOY_SPACE, "cosine": {**TOY_SPACE["cosine"], "base_lr": {"type": "float", "low": 0.01, "high": "lr_find"}}}
     proc = stage_in_process("tune", "--schedule", "cosine", "--set", "tune.space=" + json.dumps(space), cwd=proj,
                             environ={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
     assert proc.returncode == 2, proc.stderr
