@@ -1,4 +1,4 @@
-"""DVC stage `lr_find`: the LR range test on the tuning seed; metrics/lr_find.json and its plot."""
+"""DVC stage `lr_find`: the LR range test on the first paired seed; metrics/lr_find.json and its plot."""
 
 import shutil
 import tempfile
@@ -26,7 +26,7 @@ def main() -> None:
     curve = output_path(args, "lr_find", args.curve, "history/lr_find.json")
     tracker = make_tracker(cfg, stage="lr_find")
     data = load_datasets(cfg)
-    seed = cfg.tune.trial_seed  # the tuning seed: the range test sets tuning bounds, never evaluation
+    seed = cfg.train.seeds[0]
     params = {**{f"lr_find.{k}": v for k, v in vars(cfg.lr_find).items()}, "seed": seed,
               "train.batch_size": cfg.train.batch_size}
     with tracker.run("lr_find", params, {"lrsched.seed": str(seed)}) as logger:

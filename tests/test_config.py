@@ -45,7 +45,7 @@ def test_default_params_are_the_articles_six_plus_linear_and_the_new_ones() -> N
     ("lr_find.diverge_factor=1", "lr_find.diverge_factor: must be > 1"),
     ("tune.space.rex.weight_decay={type: int, low: 0, high: lr_find}", "'lr_find' is a float bound"),
     ("tune.space.rex.momentum={type: float, low: 0.5, high: 0.99}", "tune.space.rex.momentum: also in tune.fixed"),
-    ("tune.space={constant: {lr: {type: float, low: 0.01, high: 1.0}}}", r"tune.space.square_root: missing \(every schedule is tuned\); add e.g. `square_root: \{lr: \{type: float, low: 0.01, high: lr_find, log: true\}, weight_decay: \{type: float, low: 0.0, high: 0.002\}\}`"),
+    ("tune.space={constant: {lr: {type: float, low: 0.01, high: 1.0}}}", r"tune.space.square_root: missing \(every schedule is tuned\); add e.g. `square_root: \{lr: \{type: float, low: 0.005, high: 0.5, log: true\}, weight_decay: \{type: float, low: 0.0, high: 0.002\}\}`"),
     ("compare.max_seeds=2", "compare.max_seeds: must be >= compare.first_seeds"),
     ("tune.trial_seed=4", "tune.trial_seed: 4 is an evaluation seed"),
     ("failure.by_epoch=0", "failure.by_epoch: must be >= 1, got 0"),

@@ -48,7 +48,7 @@ def test_lr_find_stage_writes_its_metrics_and_plot(tmp_path: Path, toy_files) ->
           cwd=proj, environ=e)
     found = json.loads((proj / "out" / "lr.json").read_text())
     assert found["suggested_lr"] < found["divergence_lr"] <= 1e4
-    assert found["method"].startswith("min_loss/10") and found["seed"] == 1000  # tune.trial_seed: never evaluated
+    assert found["method"].startswith("min_loss/10") and found["seed"] == 0
     assert (proj / "out" / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curve = json.loads((proj / "out" / "curve.json").read_text())
     assert curve[-1]["lr"] == found["divergence_lr"] and len(curve) == found["steps"]

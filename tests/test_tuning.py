@@ -428,7 +428,7 @@ def test_stores_resolve_in_the_project_under_a_queued_experiment(tmp_path: Path,
 def test_high_lr_find_takes_the_range_tests_divergence_lr(tmp_path: Path) -> None:
     from lrsched.search_space import resolve_lr_find
 
-    cfg = load_config(ROOT / "params.yaml")
+    cfg = load_config(ROOT / "params.yaml", ["tune.space.linear.base_lr={type: float, low: 0.01, high: lr_find, log: true}"])
     assert cfg.tune.space["linear"]["base_lr"]["high"] == "lr_find"
     resolved = resolve_lr_find(cfg.tune, 1.06)
     assert resolved.space["linear"]["base_lr"] == {"type": "float", "low": 0.01, "high": 1.06, "log": True}

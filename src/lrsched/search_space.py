@@ -54,8 +54,9 @@ def check_param(where: str, dist: Any) -> None:
         raise ConfigError(f"{where}.low: must be > 0 when log: true, got {dist['low']}")
 
 
-# What a space derived from a schedule's type searches: its peak LR (log, up to the range test's
-# divergence LR) and weight decay. Momentum is not searched: tune.fixed sets it for every schedule.
+# What a space derived from a schedule's type searches: its peak LR (log; 0.005-0.5 is an effective
+# LR of 0.05-5 with momentum 0.9, from too slow to diverging) and weight decay. Momentum is not
+# searched: tune.fixed sets it for every schedule.
 WEIGHT_DECAY = {"type": "float", "low": 0.0, "high": 0.002}
 
 
@@ -65,8 +66,8 @@ def derived_space(spec: "ScheduleSpec") -> dict[str, dict[str, Any]]:
     if peak is None:
         raise ConfigError(f"tune.space.{spec.name}: missing, and type {spec.type!r} has no lr/base_lr/max_lr to "
                           f"derive one from; add tune.space.{spec.name} to params.yaml")
-    high: Any = 10.0 if spec.optimizer == "schedule_free_sgd" else LR_FIND  # schedule-free takes larger LRs
-    return {peak: {"type": "float", "low": 0.01, "high": high, "log": True}, "weight_decay": dict(WEIGHT_DECAY)}
+    low, high = (0.1, 10.0) if spec.optimizer == "schedule_free_sgd" else (0.005, 0.5)  # schedule-free: larger
+    return {peak: {"type": "float", "low": low, "high": high, "log": True}, "weight_decay": dict(WEIGHT_DECAY)}
 
 
 def _inline(space: dict[str, dict[str, Any]]) -> str:
