@@ -92,17 +92,22 @@ def env(tmp: Path, **extra: str) -> dict[str, str]:
     return e
 
 
+def communicate_or_kill(child: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``child.communicate``; on a timeout or Ctrl-C, kill its session (all it started) and re-raise."""
+    try:
+        return child.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        raise
+
+
 def run(cmd: list[str], cwd: Path, environ: dict[str, str], check: bool = True,
         timeout: float = 900) -> subprocess.CompletedProcess:
     """Run ``cmd``; on a timeout or Ctrl-C, kill it with everything it started (DVC's stages too)."""
     child = subprocess.Popen(cmd, cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except BaseException:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        raise
+    out, err = communicate_or_kill(child, timeout)
     proc = subprocess.CompletedProcess(cmd, child.returncode, out, err)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

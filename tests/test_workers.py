@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import TOY_SPACE, env, project_copy, stage_in_process, with_data
+from helpers import TOY_SPACE, communicate_or_kill, env, project_copy, stage_in_process, with_data
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 60   # from a signal (or the start, for setup errors) to the stage's exit
@@ -160,12 +160,7 @@ def start(proj: Path, tmp_path: Path, script: str, *args: str) -> subprocess.Pop
 def finish(proc: subprocess.Popen, timeout: float = DEADLINE_S) -> tuple[int, str, float]:
     """Exit code, stderr and seconds to end; on the deadline, everything in its session is killed."""
     began = time.monotonic()
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
+    _, err = communicate_or_kill(proc, timeout)
     return proc.returncode, err, time.monotonic() - began
 
 
