@@ -5,11 +5,19 @@ Runs after every tune@ stage; writes the per-seed results and reports/decisions.
 
 from pathlib import Path
 
-from lrsched.cli import base_parser, load_args_config, log, make_tracker, output_path, run_main
+from lrsched.analysis.decisions import decisions_document
+from lrsched.cli import (
+    base_parser,
+    load_args_config,
+    log,
+    make_tracker,
+    output_path,
+    run_main,
+    system_metrics,
+)
 from lrsched.comparison import run_comparison
-from lrsched.decisions import decisions_document
-from lrsched.io import read_json, write_json
-from lrsched.runs import check_inputs
+from lrsched.core.io import read_json, write_json
+from lrsched.training.setup import check_inputs
 
 # schedule-free SGD is judged against the "no schedule" baseline: tuned constant-LR SGD, same momentum
 BASELINE_PAIR = ("schedule_free", "constant")
@@ -31,7 +39,8 @@ def main() -> None:
                             fix=f"run its tuning first: dvc repro tune@{name}")
         params[name] = summary["params"]
     tracker = make_tracker(cfg, stage="compare")
-    comparison = run_comparison(cfg, params, tracker, progress=not args.no_progress)
+    with system_metrics(cfg, tracker, "compare"):
+        comparison = run_comparison(cfg, params, tracker, progress=not args.no_progress)
     results = {name: {"params": params[name], "seeds": sorted(runs),
                       "per_seed": {str(s): r for s, r in sorted(runs.items())}}
                for name, runs in comparison.table.items()}

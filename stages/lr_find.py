@@ -4,11 +4,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, output_path, run_main
-from lrsched.io import write_json
-from lrsched.lr_find import range_test
-from lrsched.plots import plot_lr_find
-from lrsched.runs import load_datasets
+from lrsched.cli import (
+    add_shortcuts,
+    base_parser,
+    load_args_config,
+    log,
+    make_tracker,
+    output_path,
+    run_main,
+)
+from lrsched.core.io import write_json
+from lrsched.training.figures import plot_lr_find
+from lrsched.training.lr_find import range_test
+from lrsched.training.setup import load_datasets
 
 
 def main() -> None:

@@ -3,14 +3,22 @@ reports/summary.md."""
 
 from pathlib import Path
 
-from lrsched import budget
-from lrsched.cli import base_parser, load_args_config, log, make_tracker, output_path, run_main
+from lrsched.analysis.decisions import as_table, failure_reason
+from lrsched.cli import (
+    base_parser,
+    load_args_config,
+    log,
+    make_tracker,
+    output_path,
+    run_main,
+)
+from lrsched.core.io import read_json, write_json, write_text
 from lrsched.data import load_split
-from lrsched.decisions import as_table, failure_reason
-from lrsched.io import read_json, write_json, write_text
-from lrsched.plots import plot_final_accuracy, plot_forest, plot_lr_curves, plot_metric_band, plot_training_curves
-from lrsched.registry import build_plan
-from lrsched.report import summary_markdown
+from lrsched.reporting import budget
+from lrsched.reporting.plots import plot_final_accuracy, plot_forest, plot_metric_band
+from lrsched.reporting.report import summary_markdown
+from lrsched.schedules.registry import build_plan
+from lrsched.training.figures import plot_lr_curves, plot_training_curves
 
 
 def describe(spec) -> str:

@@ -1,8 +1,18 @@
 """DVC stage `train@NAME`: train one schedule over the paired seeds; write metrics, history, weights."""
 
-from lrsched.cli import add_shortcuts, base_parser, load_args_config, log, make_tracker, output_path, run_main
-from lrsched.results import write_results
-from lrsched.runs import check_inputs, get_schedule_spec, train_schedule
+from lrsched.analysis.results import write_results
+from lrsched.cli import (
+    add_shortcuts,
+    base_parser,
+    load_args_config,
+    log,
+    make_tracker,
+    output_path,
+    run_main,
+    system_metrics,
+)
+from lrsched.training.runs import train_schedule
+from lrsched.training.setup import check_inputs, get_schedule_spec
 
 
 def main() -> None:
@@ -20,7 +30,8 @@ def main() -> None:
     get_schedule_spec(cfg, name)
     check_inputs(cfg)  # device, data files: one line in a second, before the tracker or any worker
     tracker = make_tracker(cfg, stage=f"train@{name}")  # fails fast on a bad tracking URI
-    results = train_schedule(cfg, name, tracker, {}, progress=not args.no_progress)
+    with system_metrics(cfg, tracker, f"train@{name}"):
+        results = train_schedule(cfg, name, tracker, {}, progress=not args.no_progress)
 
     stage = f"train-{name}"
     summary = write_results(results, metrics=output_path(args, stage, args.metrics, f"metrics/{name}.json"),

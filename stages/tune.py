@@ -8,25 +8,35 @@
 from dataclasses import replace
 from pathlib import Path
 
-from lrsched.cli import add_shortcuts, base_parser, load_args_config, make_tracker, output_path, run_main
+from lrsched.cli import (
+    add_shortcuts,
+    base_parser,
+    load_args_config,
+    make_tracker,
+    output_path,
+    run_main,
+    system_metrics,
+)
 from lrsched.config import Config
-from lrsched.errors import DataError
-from lrsched.io import read_json, write_json
-from lrsched.runs import check_inputs
-from lrsched.search_space import resolve_lr_find, uses_lr_find
-from lrsched.tuning import open_study, run_worker, study_name, tune_schedule
+from lrsched.core.errors import DataError
+from lrsched.core.io import read_json, write_json
+from lrsched.schedules.search_space import resolve_lr_find, uses_lr_find
+from lrsched.training.setup import check_inputs
+from lrsched.tuning.driver import run_worker
+from lrsched.tuning.study import open_study, study_name
+from lrsched.tuning.tune import tune_schedule
 
 
 def with_lr_find_bounds(cfg: Config, path: Path) -> Config:
     """Fill in `high: lr_find` from the range test's divergence LR (the last LR tried if none)."""
-    if not uses_lr_find(cfg.tune):
+    if not uses_lr_find(cfg.tune.space):
         return cfg
     fix = "regenerate it with `dvc repro lr_find` (or `python stages/lr_find.py`)"
     found = read_json(path, fix)
     bound = found.get("upper_bound_lr") if isinstance(found, dict) else None
     if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
         raise DataError(f"{path}: no positive number upper_bound_lr (got {bound!r}); {fix}")
-    return replace(cfg, tune=resolve_lr_find(cfg.tune, bound))
+    return replace(cfg, tune=replace(cfg.tune, space=resolve_lr_find(cfg.tune.space, bound)))
 
 
 def main() -> None:
@@ -47,11 +57,14 @@ def main() -> None:
     study = open_study(cfg, name)  # fail fast: bad name, space or storage
     tracker = make_tracker(cfg, stage=f"tune@{name}", extra_tags={"lrsched.tune_study": study_name(cfg, name)})
     if args.worker:
-        run_worker(cfg, name, tracker, study=study)
+        with system_metrics(cfg, tracker, f"tune@{name}-worker"):
+            run_worker(cfg, name, tracker, study=study)
         return
 
     stage = f"tune-{name}"
-    tuned = tune_schedule(cfg, name, tracker, output_path(args, stage, args.plots, f"plots/tune/{name}"), study=study)
+    with system_metrics(cfg, tracker, f"tune@{name}"):
+        tuned = tune_schedule(cfg, name, tracker, output_path(args, stage, args.plots, f"plots/tune/{name}"),
+                              study=study)
     write_json(output_path(args, stage, args.summary, f"tuned/{name}.json"), tuned.summary)
 
 

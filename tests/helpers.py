@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from conftest import ROOT, write_source
 
 BIN = Path(sys.executable).parent
@@ -40,7 +39,7 @@ def assert_config_error(override: str, message: str) -> None:
     import pytest
 
     from lrsched.config import apply_overrides, parse_config
-    from lrsched.errors import ConfigError
+    from lrsched.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message) as info:
         parse_config(apply_overrides(default_raw(), [override]))

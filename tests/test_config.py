@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, assert_config_error, default_raw
+
 from lrsched.config import apply_overrides, load_config, parse_config
-from lrsched.errors import ConfigError
+from lrsched.core.errors import ConfigError
 
 
 def test_default_params_are_the_articles_six_plus_linear_and_the_new_ones() -> None:

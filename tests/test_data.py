@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lrsched.core.errors import DataError
 from lrsched.data import download, load_split, raw_dir, train_val_split
-from lrsched.errors import DataError
 
 
 def test_good_files_are_verified_and_placed_for_torchvision(tmp_path: Path, toy_source, toy_files) -> None:

@@ -8,11 +8,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-from conftest import ROOT
 
 LOCK = ROOT / "requirements.lock"
 # The versions that decide results (the list) and the one the report's tests need.

@@ -7,11 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
-
 from helpers import env, project_copy, stage, with_data
+
 from lrsched.config import LrFindConfig
 from lrsched.data import load_split
-from lrsched.lr_find import range_test
+from lrsched.training.lr_find import range_test
 
 
 def test_range_test_stops_at_divergence_and_suggests_below_it(toy_root: Path) -> None:

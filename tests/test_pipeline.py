@@ -8,12 +8,12 @@ to `schedule_free` reruns only what depends on it.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import default_raw, env, project_copy, run
 
 pytestmark = pytest.mark.slow
@@ -25,6 +25,50 @@ EVERY_STAGE = {"download", "lr_find", "compare", "plot", *(f"train@{s}" for s in
 
 def ran(proc) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
+
+
+TRACER = """
+import os, sys
+script = next((a for a in sys.orig_argv if a.endswith(".py") and "stages" in a), None)
+if script:  # a stage's own process; its worker processes inherit the name
+    os.environ["LRSCHED_TRACE_SCRIPT"] = os.path.relpath(script) if os.path.isabs(script) else script
+if os.environ.get("LRSCHED_TRACE_SCRIPT"):
+    def _trace(event, args, _log=os.environ["LRSCHED_IMPORT_LOG"], _script=os.environ["LRSCHED_TRACE_SCRIPT"]):
+        if event == "import" and args[0].split(".")[0] == "lrsched":
+            with open(_log, "a") as f:
+                f.write(f"{_script} {args[0]}\\n")
+    sys.addaudithook(_trace)
+"""
+
+
+def import_trace(tmp: Path, log: Path, environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` in which every Python process logs the lrsched modules it imports, by stage script."""
+    folder = tmp / "tracer"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(TRACER)
+    path = os.pathsep.join(p for p in (str(folder), environ.get("PYTHONPATH")) if p)
+    return {**environ, "PYTHONPATH": path, "LRSCHED_IMPORT_LOG": str(log)}
+
+
+def assert_deps_cover_imports(proj: Path, log: Path) -> None:
+    """What the stages imported at run time (sys.modules, workers included) lies within their dvc.yaml deps."""
+    stages = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
+    deps_of = {}
+    for stage in stages.values():
+        stage = stage.get("do", stage)
+        deps_of[stage["cmd"].split()[1]] = [d for d in stage["deps"] if "${" not in d]
+    loaded: dict[str, set[str]] = {}
+    for line in log.read_text().splitlines():
+        script, module = line.split()
+        loaded.setdefault(script, set()).add(module)
+    assert set(loaded) == set(deps_of), "every stage script ran and was traced"
+    assert "lrsched.tuning.trials" in loaded["stages/tune.py"]  # imported by the trial workers
+    for script, modules in loaded.items():
+        for module in modules:
+            base = proj / "src" / module.replace(".", "/")
+            path = (base / "__init__.py" if base.is_dir() else base.with_suffix(".py")).relative_to(proj)
+            assert any(path == Path(d) or Path(d) in path.parents for d in deps_of[script]), \
+                f"{script} imported {module} at run time, but its stage does not list {path} as a dep"
 
 
 def two_schedule_copy(dest: Path, toy_files) -> Path:
@@ -51,8 +95,10 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
     run(["git", "init", "-q"], proj, e)
     run(["dvc", "init", "-q"], proj, e)
 
-    first = run(["dvc", "repro"], proj, e)
+    imports = tmp_path / "imports.log"  # every lrsched module each stage's processes load (workers too)
+    first = run(["dvc", "repro"], proj, import_trace(tmp_path, imports, e))
     assert ran(first) == EVERY_STAGE
+    assert_deps_cover_imports(proj, imports)
     for name in SCHEDULES:
         metrics = json.loads((proj / "metrics" / f"{name}.json").read_text())
         assert metrics["n"] == 2 and sorted(metrics["per_seed"]) == ["0", "1"]
@@ -82,7 +128,13 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
 
     client = MlflowClient(e["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("lrsched")
-    every = client.search_runs([exp.experiment_id])
+    everything = client.search_runs([exp.experiment_id])
+    # the machine's use, sampled once per stage (not per worker): one system run per long stage
+    system = [r for r in everything if r.data.tags.get("lrsched.kind") == "system"]
+    assert sorted(r.info.run_name for r in system) == sorted(
+        ["compare-system", *(f"{kind}@{s}-system" for kind in ("train", "tune") for s in SCHEDULES)])
+    assert all("system/cpu_utilization_percentage" in r.data.metrics for r in system)
+    every = [r for r in everything if r.info.run_id not in {r.info.run_id for r in system}]
     runs = [r for r in every if r.data.tags["lrsched.stage"].startswith("train@")]
     assert sorted((r.info.run_name, r.data.tags["lrsched.seed"]) for r in runs) == \
         [(s, seed) for s in SCHEDULES for seed in ("0", "1")]
@@ -96,14 +148,20 @@ def test_dvc_repro_end_to_end_and_from_a_fresh_clone(tmp_path: Path, toy_files) 
 
     assert ran(run(["dvc", "repro"], proj, e)) == set()  # second repro: nothing to do
 
-    # train.workers changes how many seeds train at once, not their numbers: no train@ stage is stale
+    # train.workers changes how many processes train at once, not any number: nothing is stale
     workers = yaml.safe_load((proj / "params.yaml").read_text())
     workers["train"]["workers"] = 3
     (proj / "params.yaml").write_text(yaml.safe_dump(workers, sort_keys=False))
-    stale = set(json.loads(run(["dvc", "status", "--json"], proj, e).stdout))
-    assert stale == {f"tune@{s}" for s in SCHEDULES}  # trial batches have that size
+    assert json.loads(run(["dvc", "status", "--json"], proj, e).stdout) == {}
     workers["train"]["workers"] = 1
     (proj / "params.yaml").write_text(yaml.safe_dump(workers, sort_keys=False))
+
+    # an edit to the report's code stales only the stage that reports, no training or tuning
+    report = proj / "src" / "lrsched" / "reporting" / "report.py"
+    original = report.read_text()
+    report.write_text(original + "\n# an edit\n")
+    assert set(json.loads(run(["dvc", "status", "--json"], proj, e).stdout)) == {"plot"}
+    report.write_text(original)
 
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["schedules"]["schedule_free"]["lr"] = 0.8

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lrsched import schedules as S
 from lrsched.data import download, load_split
-from lrsched.trainer import FitOptions, fit
+from lrsched.schedules import curves as S
+from lrsched.training.trainer import FitOptions, fit
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = [

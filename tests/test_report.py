@@ -8,9 +8,9 @@ from typing import Any, Sequence
 
 import pytest
 
+from lrsched.analysis.decisions import as_table, decisions_document
 from lrsched.config import CompareConfig, FailureConfig
-from lrsched.decisions import as_table, decisions_document
-from lrsched.report import TABLE_END, TABLE_START, summary_markdown
+from lrsched.reporting.report import TABLE_END, TABLE_START, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = FailureConfig()

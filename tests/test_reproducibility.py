@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import env, project_copy, stage, with_data
-from lrsched.pinning import PINS
+
+from lrsched.core.pinning import PINS
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def test_choosing_cuda_switches_on_deterministic_kernels(monkeypatch, restore_to
     """What a CUDA run trains with, checked on any machine (torch's flags are plain settings)."""
     import torch
 
-    from lrsched.device import resolve_device
+    from lrsched.core.device import resolve_device
 
     torch.use_deterministic_algorithms(False)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
@@ -96,7 +96,7 @@ def test_environment_records_the_versions_and_the_gpu_settings(monkeypatch, rest
 
     import torch
 
-    from lrsched import pinning
+    from lrsched.core import pinning
 
     env = pinning.environment()
     for name in ("numpy", "optuna", "scipy", "schedulefree", "mlflow"):

@@ -8,9 +8,9 @@ import pickle
 import pytest
 import torch
 
-from lrsched import schedules as S
-from lrsched.errors import ConfigError
-from lrsched.registry import build_plan, lr_curve, parse_spec
+from lrsched.core.errors import ConfigError
+from lrsched.schedules import curves as S
+from lrsched.schedules.registry import build_plan, lr_curve, parse_spec
 
 
 def sched(type_: str, **kw):
@@ -217,7 +217,7 @@ def test_every_type_checks_each_of_its_own_keys() -> None:
     """A key's rule belongs to its type: each factory parameter has one, and no other key does."""
     import inspect
 
-    from lrsched.registry import RULES, TYPES
+    from lrsched.schedules.registry import RULES, TYPES
 
     assert set(RULES) == set(TYPES)
     for type_, factory in TYPES.items():

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import env, project_copy, stage, stage_in_process, with_data
 
 

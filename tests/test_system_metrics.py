@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from lrsched import system_metrics as sm
+from lrsched.tracking import system_metrics as sm
 
 
 class Recorder:

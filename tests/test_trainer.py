@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrsched import schedules as S
+from lrsched.analysis.results import SeedResult, mean_history, summarize
+from lrsched.core.callbacks import Callback
 from lrsched.data import load_split
-from lrsched.model import lenet
-from lrsched.registry import build_plan, parse_spec
-from lrsched import trainer
-from lrsched.callbacks import Callback
-from lrsched.results import SeedResult, mean_history, summarize
-from lrsched.trainer import FitOptions, fit
+from lrsched.schedules import curves as S
+from lrsched.schedules.registry import build_plan, parse_spec
+from lrsched.training import trainer
+from lrsched.training.model import lenet
+from lrsched.training.trainer import FitOptions, fit
 
 OPTS = FitOptions(epochs=3, batch_size=64, progress=False)
 
@@ -207,7 +207,7 @@ def test_schedule_free_evaluates_and_returns_the_averaged_weights(splits, monkey
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_pool_before_inplace_relu_trains_bit_identical_to_the_articles_order(splits, channels_last) -> None:
     """model.forward pools before ReLU (in place); they commute, so 25 SGD steps give the same weights."""
-    from lrsched.model import forward
+    from lrsched.training.model import forward
 
     train, _ = splits
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -245,7 +245,7 @@ def test_fit_trains_through_the_fast_forward(splits, monkeypatch) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_run_repeats_bit_for_bit_and_records_the_gpu(splits) -> None:
-    from lrsched.pinning import environment
+    from lrsched.core.pinning import environment
 
     train, test = splits
     train, test = train.to(torch.device("cuda")), test.to(torch.device("cuda"))

@@ -16,11 +16,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import (
+    ROOT,
+    TOY_SPACE,
+    TOY_SPACE_OVERRIDE,
+    assert_config_error,
+    env,
+    free_port,
+    project_copy,
+    stage,
+    stage_in_process,
+    stop_group,
+    with_data,
+)
 
-from helpers import (ROOT, TOY_SPACE, TOY_SPACE_OVERRIDE, assert_config_error, env, free_port, project_copy, stage,
-                     stage_in_process, stop_group, with_data)
 from lrsched.config import load_config
-from lrsched.errors import ConfigError
+from lrsched.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -37,7 +48,7 @@ def test_search_space_errors_name_the_key(override: str, message: str) -> None:
 
 
 def test_changed_space_starts_a_new_study() -> None:
-    from lrsched.tuning import study_name
+    from lrsched.tuning.study import study_name
 
     cfg = load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE])
     wider = load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE, "tune.space.cosine.base_lr.high=2.0"])
@@ -48,7 +59,7 @@ def test_changed_space_starts_a_new_study() -> None:
 
 def test_a_changed_trainer_batch_size_or_library_opens_a_new_study(monkeypatch) -> None:
     """The study's identity holds what decides its numbers, so a stale study is never resumed."""
-    from lrsched import tuning
+    from lrsched.tuning import study as tuning
 
     cfg = load_config(ROOT / "params.yaml", [TOY_SPACE_OVERRIDE])
     before = tuning.study_name(cfg, "cosine")
@@ -64,14 +75,14 @@ def test_a_changed_trainer_batch_size_or_library_opens_a_new_study(monkeypatch) 
 
 
 def test_trials_train_from_a_seed_the_comparison_never_evaluates(toy_cfg, monkeypatch) -> None:
-    from lrsched import tuning
-    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import driver, trials
+    from lrsched.core.callbacks import NullTracker
 
     seeds = []
-    real = tuning.fit
-    monkeypatch.setattr(tuning, "fit", lambda plan, train, evals, seed, *a, **k: (seeds.append(seed),
+    real = trials.fit
+    monkeypatch.setattr(trials, "fit", lambda plan, train, evals, seed, *a, **k: (seeds.append(seed),
                                                                                   real(plan, train, evals, seed, *a, **k))[1])
-    tuning.run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
+    driver.run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
     evaluation = set(range(toy_cfg.compare.max_seeds))
     assert seeds == [toy_cfg.tune.trial_seed] * 2 and not evaluation & set(seeds)
 
@@ -93,8 +104,10 @@ def _trials(study):
 def test_pruning_stops_poor_trials(toy_cfg) -> None:
     from optuna.trial import TrialState
 
-    from lrsched.callbacks import NullTracker
-    from lrsched.tuning import load_study, open_storage, run_study
+    from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning.driver import run_study
+    from lrsched.tuning.storage import open_storage
+    from lrsched.tuning.study import load_study
 
     cfg = replace(toy_cfg, train=replace(toy_cfg.train, epochs=5),
                   tune=replace(toy_cfg.tune, pruner="median",
@@ -110,8 +123,8 @@ def test_pruning_stops_poor_trials(toy_cfg) -> None:
 
 
 def test_first_trial_is_the_params_yaml_config(toy_cfg) -> None:
-    from lrsched.callbacks import NullTracker
-    from lrsched.tuning import run_study
+    from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning.driver import run_study
 
     study = run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
     spec = toy_cfg.schedules["cosine"]
@@ -121,8 +134,8 @@ def test_first_trial_is_the_params_yaml_config(toy_cfg) -> None:
 
 
 def test_resume_adds_trials_to_the_same_study(toy_cfg) -> None:
-    from lrsched.callbacks import NullTracker
-    from lrsched.tuning import run_study
+    from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning.driver import run_study
 
     first = run_study(toy_cfg, "cosine", NullTracker(), n_trials=2)
     first_params = [t.params for t in first.trials]
@@ -137,8 +150,8 @@ def test_resume_adds_trials_to_the_same_study(toy_cfg) -> None:
 
 def test_parallel_study_is_the_same_trial_for_trial_on_every_run(toy_cfg, tmp_path: Path) -> None:
     """Two batches of 2 worker processes: the same params, states, values and epoch curves twice over."""
-    from lrsched.callbacks import NullTracker
-    from lrsched.tuning import run_study
+    from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning.driver import run_study
 
     runs = []
     for i in range(2):
@@ -152,8 +165,8 @@ def test_parallel_study_is_the_same_trial_for_trial_on_every_run(toy_cfg, tmp_pa
 def test_diverging_trial_fails_with_its_reason_and_the_study_goes_on(toy_cfg) -> None:
     from optuna.trial import TrialState
 
-    from lrsched.callbacks import NullTracker
-    from lrsched.tuning import run_study
+    from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning.driver import run_study
 
     cfg = replace(toy_cfg, tune=replace(toy_cfg.tune, n_trials=3, pruner="none",
                                         space={"constant": {"lr": {"type": "categorical", "choices": [1e9, 0.1]}}}))
@@ -240,7 +253,7 @@ def test_two_workers_share_one_postgres_study_and_survive_a_killed_worker(tmp_pa
                                                                           postgres: str) -> None:
     from optuna.trial import TrialState
 
-    from lrsched.tuning import study_name
+    from lrsched.tuning.study import study_name
 
     proj = project_copy(tmp_path / "proj", toy_files, tracking={"enabled": False},
                         train={"epochs": 40, "seeds": [0], "batch_size": 32}, tune={"n_trials": 8, "val_size": 100, "pruner": "none",
@@ -358,8 +371,8 @@ def test_tune_stage_end_to_end_with_passwords_in_its_urls(tmp_path: Path, toy_fi
 
 def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> None:
     """A tuned `plateau` once trained at a constant LR (its metric rule was lost on the way to the trial)."""
-    from lrsched import tuning
-    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import driver, trials
+    from lrsched.core.callbacks import NullTracker
 
     cfg = load_config(ROOT / "params.yaml", [
         f"data.root={toy_cfg.data.root}", "train.epochs=3", "train.batch_size=64", "train.workers=1",
@@ -368,15 +381,15 @@ def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> No
         "tune.space=" + json.dumps({**TOY_SPACE, "plateau": {"factor": {"type": "float", "low": 0.25, "high": 0.5}}}),
     ])
     lrs = []
-    real_fit = tuning.fit
+    real_fit = trials.fit
 
     def spy(*args, **kwargs):
         result = real_fit(*args, **kwargs)
         lrs.append([r["lr"] for r in result.history])
         return result
 
-    monkeypatch.setattr(tuning, "fit", spy)
-    study = tuning.run_study(cfg, "plateau", NullTracker(), n_trials=2)
+    monkeypatch.setattr(trials, "fit", spy)
+    study = driver.run_study(cfg, "plateau", NullTracker(), n_trials=2)
     # threshold 10: the loss never "improves", so every epoch after the first multiplies the LR by factor
     for trial, trained in zip(study.trials, lrs):
         f = trial.params["factor"]
@@ -385,8 +398,9 @@ def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> No
 
 def test_schedule_free_trials_train_with_the_sampled_lr_and_the_fixed_momentum(toy_cfg, monkeypatch) -> None:
     """Its space holds the optimizer's own LR; momentum is tune.fixed's, as for every SGD schedule."""
-    from lrsched import optim, tuning
-    from lrsched.callbacks import NullTracker
+    from lrsched.tuning import driver, trials
+    from lrsched.core.callbacks import NullTracker
+    from lrsched.schedules import optim
 
     cfg = load_config(ROOT / "params.yaml", [
         f"data.root={toy_cfg.data.root}", "train.epochs=2", "train.batch_size=64", "train.workers=1",
@@ -400,8 +414,8 @@ def test_schedule_free_trials_train_with_the_sampled_lr_and_the_fixed_momentum(t
         given.append((type(opt).__name__, group["lr"], group["momentum"], group["weight_decay"]))
         return opt
 
-    monkeypatch.setattr("lrsched.trainer.make_optimizer", spy)
-    study = tuning.run_study(cfg, "schedule_free", NullTracker(), n_trials=3)
+    monkeypatch.setattr("lrsched.training.trainer.make_optimizer", spy)
+    study = driver.run_study(cfg, "schedule_free", NullTracker(), n_trials=3)
     assert study.trials[0].params == {"lr": 1.0, "warmup": 1.0, "weight_decay": 0.0}  # params.yaml
     assert given == [("SGDScheduleFree", t.params["lr"], 0.9, t.params["weight_decay"]) for t in study.trials]
     assert len({g[1] for g in given}) == 3
@@ -409,8 +423,8 @@ def test_schedule_free_trials_train_with_the_sampled_lr_and_the_fixed_momentum(t
 
 def test_stores_resolve_in_the_project_under_a_queued_experiment(tmp_path: Path, monkeypatch) -> None:
     """A queued `dvc exp run` works in a temporary copy and sets DVC_ROOT to the real project."""
-    from lrsched.tracking import artifact_location, tracking_uri
-    from lrsched.tuning import storage_url
+    from lrsched.tracking.store import artifact_location, tracking_uri
+    from lrsched.tuning.storage import storage_url
 
     project, copy = tmp_path / "project", tmp_path / "project" / ".dvc" / "tmp" / "exps" / "run" / "abc"
     copy.mkdir(parents=True)
@@ -426,15 +440,15 @@ def test_stores_resolve_in_the_project_under_a_queued_experiment(tmp_path: Path,
 
 
 def test_high_lr_find_takes_the_range_tests_divergence_lr(tmp_path: Path) -> None:
-    from lrsched.search_space import resolve_lr_find
+    from lrsched.schedules.search_space import resolve_lr_find
 
     cfg = load_config(ROOT / "params.yaml", ["tune.space.linear.base_lr={type: float, low: 0.01, high: lr_find, log: true}"])
     assert cfg.tune.space["linear"]["base_lr"]["high"] == "lr_find"
-    resolved = resolve_lr_find(cfg.tune, 1.06)
-    assert resolved.space["linear"]["base_lr"] == {"type": "float", "low": 0.01, "high": 1.06, "log": True}
-    assert resolved.space["schedule_free"] == cfg.tune.space["schedule_free"]  # its own numeric bound
+    resolved = resolve_lr_find(cfg.tune.space, 1.06)
+    assert resolved["linear"]["base_lr"] == {"type": "float", "low": 0.01, "high": 1.06, "log": True}
+    assert resolved["schedule_free"] == cfg.tune.space["schedule_free"]  # its own numeric bound
     with pytest.raises(ConfigError, match=r"high: lr_find = 0.005.*low \(0.01\) must be smaller than high"):
-        resolve_lr_find(cfg.tune, 0.005)
+        resolve_lr_find(cfg.tune.space, 0.005)
 
 
 def test_a_space_bounded_by_lr_find_needs_the_range_test_first(tmp_path: Path, toy_files) -> None:

@@ -18,8 +18,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from helpers import TOY_SPACE, communicate_or_kill, env, project_copy, stage_in_process, with_data
+from helpers import (
+    TOY_SPACE,
+    communicate_or_kill,
+    env,
+    project_copy,
+    stage_in_process,
+    with_data,
+)
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 60   # from a signal (or the start, for setup errors) to the stage's exit
@@ -36,7 +42,7 @@ def _setup(value: int) -> int:
 
 
 def _failing_setup() -> None:
-    from lrsched.errors import ConfigError
+    from lrsched.core.errors import ConfigError
 
     raise ConfigError("train.device: 'cuda' requested but CUDA is not available; use auto or cpu")
 
@@ -85,7 +91,7 @@ def deadline():
 
 
 def test_results_keep_their_order_with_any_worker_count() -> None:
-    from lrsched.parallel import run_all
+    from lrsched.core.parallel import run_all
 
     jobs = [_Job(n) for n in range(5)]
     assert run_all(_work, jobs, 2, _setup, (7,)) == run_all(_work, jobs, 1, _setup, (7,)) == \
@@ -94,8 +100,8 @@ def test_results_keep_their_order_with_any_worker_count() -> None:
 
 
 def test_a_setup_error_in_the_workers_is_raised_once(capfd, deadline) -> None:
-    from lrsched.errors import ConfigError
-    from lrsched.parallel import run_all
+    from lrsched.core.errors import ConfigError
+    from lrsched.core.parallel import run_all
 
     start = time.monotonic()
     with pytest.raises(ConfigError, match="CUDA is not available"):
@@ -106,7 +112,7 @@ def test_a_setup_error_in_the_workers_is_raised_once(capfd, deadline) -> None:
 
 
 def test_an_unpicklable_job_error_ends_the_map_naming_the_job(deadline) -> None:
-    from lrsched.parallel import WorkerError, run_all
+    from lrsched.core.parallel import WorkerError, run_all
 
     with pytest.raises(WorkerError, match=r"seed 1: the job failed: _Unpicklable: bad job 1 2"):
         run_all(_work, [_Job(0), _Job(1, "unpicklable")], 2, _setup, (1,))
@@ -114,7 +120,7 @@ def test_an_unpicklable_job_error_ends_the_map_naming_the_job(deadline) -> None:
 
 
 def test_a_killed_worker_ends_the_map_naming_its_job_and_signal(deadline) -> None:
-    from lrsched.parallel import WorkerDied, Workers
+    from lrsched.core.parallel import WorkerDied, Workers
 
     ended: list[tuple[int, str, str]] = []
     start = time.monotonic()
@@ -185,7 +191,8 @@ def client(tmp_path: Path):
 def runs(tmp_path: Path) -> list:
     c = client(tmp_path)
     exp = c.get_experiment_by_name("lrsched")
-    return c.search_runs([exp.experiment_id]) if exp else []
+    found = c.search_runs([exp.experiment_id]) if exp else []
+    return [r for r in found if r.data.tags.get("lrsched.kind") != "system"]  # the stage's machine use
 
 
 def wait_for_training(proc: subprocess.Popen, tmp_path: Path, count: int, role: str | None = None) -> list:
@@ -315,7 +322,7 @@ def test_ctrl_c_to_the_group_at_seed_start_up_leaves_no_run_running(proj: Path, 
 
 def test_sigkill_of_the_stage_stops_its_workers_and_the_next_stage_ends_their_runs(
         proj: Path, tmp_path: Path, monkeypatch) -> None:
-    from lrsched.tracking import MlflowTracker
+    from lrsched.tracking.tracker import MlflowTracker
 
     proc = start(proj, tmp_path, "train", "--schedule", "constant", "--epochs", "100000", "--no-progress")
     running = wait_for_training(proc, tmp_path, 2)
@@ -327,5 +334,5 @@ def test_sigkill_of_the_stage_stops_its_workers_and_the_next_stage_ends_their_ru
         assert time.time() < deadline, f"workers {workers} outlived their stage"
         time.sleep(0.2)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    MlflowTracker("lrsched")  # the next stage starts
+    MlflowTracker.open("lrsched")  # the next stage starts
     assert {r.info.status for r in runs(tmp_path)} == {"KILLED"}

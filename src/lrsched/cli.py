@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from lrsched.config import Config, load_config
-from lrsched.errors import LrschedError, Terminated
-from lrsched.signals import install_signal_handlers
+from lrsched.core.errors import LrschedError, Terminated
+from lrsched.core.signals import install_signal_handlers
 
 log = logging.getLogger("lrsched")
 
@@ -101,16 +102,32 @@ def whole_number(text: str) -> int:
 def make_tracker(cfg: Config, stage: str, extra_tags: dict[str, str] | None = None):
     """MLflow when ``tracking.enabled``; otherwise a tracker that imports and contacts nothing."""
     if not cfg.tracking.enabled:
-        from lrsched.callbacks import NullTracker
+        from lrsched.core.callbacks import NullTracker
 
         return NullTracker()
-    from lrsched import tracking
+    from lrsched.core.provenance import git_commit, study_id
+    from lrsched.tracking.tracker import MlflowTracker
 
-    tags = {"lrsched.stage": stage, "lrsched.study": tracking.study_id(), **(extra_tags or {})}
-    commit = tracking.git_commit()
+    tags = {"lrsched.stage": stage, "lrsched.study": study_id(), **(extra_tags or {})}
+    commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    return tracking.MlflowTracker(cfg.tracking.experiment, tags)
+    return MlflowTracker.open(cfg.tracking.experiment, tags)
+
+
+@contextlib.contextmanager
+def system_metrics(cfg: Config, tracker, stage: str) -> Iterator[None]:
+    """CPU, memory and GPU use while the block runs, sampled by this (the stage's) process only and
+    logged as one run ``<stage>-system``: once per stage, since each worker would report the whole machine."""
+    if not cfg.tracking.enabled:
+        yield
+        return
+    from lrsched.tracking.system_metrics import SystemSampler, log_system_metrics
+
+    with SystemSampler() as sampler:
+        yield
+    with tracker.run(f"{stage}-system", {}, {"lrsched.kind": "system"}) as logger:
+        log_system_metrics(logger, sampler)
 
 
 def run_main(main: Callable[[], None]) -> None:

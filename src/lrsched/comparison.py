@@ -11,13 +11,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from lrsched.callbacks import Tracker
+from lrsched.analysis.decisions import Look, look, next_seeds, planned_looks
 from lrsched.config import Config
+from lrsched.core.callbacks import Tracker
+from lrsched.core.parallel import run_all
 from lrsched.data import data_checksum
-from lrsched.decisions import Look, look, next_seeds, planned_looks
-from lrsched.parallel import run_all
-from lrsched.runs import SeedJob, check_inputs, load_datasets, train_seed
-from lrsched.tuning import with_params
+from lrsched.training.runs import SeedJob, train_seed
+from lrsched.training.setup import check_inputs, load_datasets, with_params
 
 log = logging.getLogger(__name__)
 

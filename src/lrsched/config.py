@@ -8,16 +8,18 @@ silently ignored.
 from __future__ import annotations
 
 import copy
-import re
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
-from lrsched.errors import ConfigError
-from lrsched.registry import ScheduleSpec, parse_spec
+from lrsched.core.errors import ConfigError
+from lrsched.schedules.registry import ScheduleSpec, parse_spec
+from lrsched.schedules.search_space import check_spaces
+
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.2 floats: PyYAML alone reads ``1e-3`` as a string; DVC (ruamel) reads a float."""
@@ -60,6 +62,11 @@ class TrainConfig:
     eval_batch_size: int = 2048
     channels_last: bool = True
 
+    def optimizer_settings(self, spec: ScheduleSpec) -> dict[str, float]:
+        """Momentum and weight decay of a run: the schedule's own where it sets them, else these."""
+        return {"momentum": self.momentum if spec.momentum is None else spec.momentum,
+                "weight_decay": self.weight_decay if spec.weight_decay is None else spec.weight_decay}
+
 
 @dataclass(frozen=True)
 class TrackingConfig:
@@ -70,6 +77,8 @@ class TrackingConfig:
 @dataclass(frozen=True)
 class TuneConfig:
     n_trials: int = 10             # per schedule, in total across all workers (the same for every schedule)
+    # trials asked together and told in order: the study is the same for any train.workers
+    batch: int = 4
     pruner: str = "median"         # median | hyperband | none (median is deterministic with workers)
     sampler_seed: int = 0
     storage: str = "optuna/optuna.db"  # a SQLite file path, or any SQLAlchemy URL (postgresql://...)
@@ -79,7 +88,7 @@ class TuneConfig:
     # optimizer settings every SGD trial trains with (the same for every schedule: a fair comparison)
     fixed: dict[str, Any] = field(default_factory=dict)
     # schedule -> hyperparameter -> distribution; a schedule without an entry gets one derived from
-    # its type (lrsched.search_space.derived_space)
+    # its type (lrsched.schedules.search_space.derived_space)
     space: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -237,9 +246,8 @@ def parse_config(raw: dict[str, Any]) -> Config:
     specs = {str(name): parse_spec(str(name), value) for name, value in scheds.items()}
     tracking = _section(TrackingConfig, "tracking", raw.get("tracking"))
     tune = _section(TuneConfig, "tune", raw.get("tune"))
-    from lrsched.search_space import check_tune  # local: keeps config importable on its own
-
-    check_tune(tune, specs)
+    _check_tune(tune)
+    check_spaces(tune.space, tune.fixed, specs)
     lr_find = _section(LrFindConfig, "lr_find", raw.get("lr_find"))
     _check_lr_find(lr_find)
     failure = _section(FailureConfig, "failure", raw.get("failure"))
@@ -247,6 +255,23 @@ def parse_config(raw: dict[str, Any]) -> Config:
     _check_failure(failure)
     _check_compare(compare, tune)
     return Config(data, train, specs, tracking, tune, raw, lr_find, failure, compare)
+
+
+PRUNERS = ("median", "hyperband", "none")
+
+
+def _check_tune(tune: TuneConfig) -> None:
+    if tune.n_trials < 1:
+        raise ConfigError(f"tune.n_trials: must be >= 1, got {tune.n_trials}")
+    if tune.batch < 1:
+        raise ConfigError(f"tune.batch: must be >= 1 (trials asked together), got {tune.batch}")
+    if tune.pruner not in PRUNERS:
+        raise ConfigError(f"tune.pruner: must be one of {', '.join(PRUNERS)}, got {tune.pruner!r}")
+    if tune.val_size < 1:
+        raise ConfigError(f"tune.val_size: must be >= 1, got {tune.val_size}")
+    for key, value in tune.fixed.items():
+        if key not in ("momentum", "weight_decay") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"tune.fixed.{key}: only momentum and weight_decay (numbers) can be fixed, got {value!r}")
 
 
 def _check_failure(f: FailureConfig) -> None:

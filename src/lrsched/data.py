@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from lrsched.errors import DataError
+from lrsched.core.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ FASHION_MNIST_MD5 = {
 }
 FIX_HINT = ("fix: `sudo apt-get install dataset-fashion-mnist` (installs the files in /usr/share/datasets/fashion-mnist), "
             "or put the four FashionMNIST .gz (or raw IDX) files in a folder and list it first in params.yaml data.sources")
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """Batches in one epoch: the last one may be smaller."""
+    return math.ceil(n_images / batch_size)
 
 
 def raw_dir(root: str | Path) -> Path:

@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from tqdm.auto import tqdm
 
-from lrsched.errors import LrschedError, Terminated
-from lrsched.signals import install_signal_handlers
+from lrsched.core.errors import LrschedError, Terminated
+from lrsched.core.signals import install_signal_handlers
 
 T = TypeVar("T")
 R = TypeVar("R")

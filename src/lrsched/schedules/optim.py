@@ -12,7 +12,7 @@ from typing import Iterable
 
 import torch
 
-from lrsched.schedules import Plan
+from lrsched.schedules.curves import Plan
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], plan: Plan, momentum: float,

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lrsched.errors import ConfigError
+from lrsched.core.errors import ConfigError
+from lrsched.schedules.registry import OPTIMIZER_KEYS, ScheduleSpec
 
-if TYPE_CHECKING:
-    from lrsched.config import TuneConfig
-    from lrsched.registry import ScheduleSpec
-
-PRUNERS = ("median", "hyperband", "none")
 # `high: lr_find` takes a float's upper bound from the LR range test (metrics/lr_find.json):
 # the LR at which its loss diverged.
 LR_FIND = "lr_find"
 KINDS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}, "categorical": {"choices"}}
 
 
-def tunable_keys(spec: "ScheduleSpec") -> set[str]:
-    from lrsched.registry import OPTIMIZER_KEYS
-
+def tunable_keys(spec: ScheduleSpec) -> set[str]:
     return set(spec.params) | {"warmup", "warmup_begin_lr", *OPTIMIZER_KEYS}
 
 
@@ -79,31 +73,23 @@ def _inline(space: dict[str, dict[str, Any]]) -> str:
     return "{" + items + "}"
 
 
-def check_tune(tune: "TuneConfig", specs: dict[str, "ScheduleSpec"]) -> None:
-    if tune.n_trials < 1:
-        raise ConfigError(f"tune.n_trials: must be >= 1, got {tune.n_trials}")
-    if tune.pruner not in PRUNERS:
-        raise ConfigError(f"tune.pruner: must be one of {', '.join(PRUNERS)}, got {tune.pruner!r}")
-    if tune.val_size < 1:
-        raise ConfigError(f"tune.val_size: must be >= 1, got {tune.val_size}")
-    if not isinstance(tune.space, dict):
+def check_spaces(space: Any, fixed: dict[str, Any], specs: dict[str, ScheduleSpec]) -> None:
+    """``tune.space``: one valid space per schedule, none for a schedule that does not exist."""
+    if not isinstance(space, dict):
         raise ConfigError("tune.space: must be a mapping of schedule name -> {hyperparameter: distribution}")
-    for key, value in tune.fixed.items():
-        if key not in ("momentum", "weight_decay") or isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"tune.fixed.{key}: only momentum and weight_decay (numbers) can be fixed, got {value!r}")
     # Every schedule is tuned (one budget for all): a schedule without a space is an error that
     # hands over the space derived from its type, ready to paste.
     for name, spec in specs.items():
-        if name not in tune.space:
+        if name not in space:
             raise ConfigError(f"tune.space.{name}: missing (every schedule is tuned); add e.g. "
                               f"`{name}: {_inline(derived_space(spec))}` under tune.space in params.yaml")
-    for name, params in tune.space.items():
+    for name, params in space.items():
         where = f"tune.space.{name}"
         if name not in specs:
             raise ConfigError(f"{where}: no schedule named {name!r} in schedules; valid: {', '.join(specs)}")
         if not isinstance(params, dict) or not params:
             raise ConfigError(f"{where}: must map hyperparameters to distributions")
-        for key in set(params) & set(tune.fixed):
+        for key in set(params) & set(fixed):
             raise ConfigError(f"{where}.{key}: also in tune.fixed; search it or fix it, not both")
         for key, dist in params.items():
             if key not in tunable_keys(specs[name]):
@@ -117,17 +103,15 @@ def space_digest(space: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(space, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def uses_lr_find(tune: "TuneConfig") -> bool:
-    return any(d.get("high") == LR_FIND for params in tune.space.values() for d in params.values())
+def uses_lr_find(space: dict[str, dict[str, dict[str, Any]]]) -> bool:
+    return any(d.get("high") == LR_FIND for params in space.values() for d in params.values())
 
 
-def resolve_lr_find(tune: "TuneConfig", divergence_lr: float) -> "TuneConfig":
-    """``tune`` with every ``high: lr_find`` replaced by the range test's divergence LR."""
-    from dataclasses import replace
-
-    space = {name: {key: {**d, "high": divergence_lr} if d.get("high") == LR_FIND else d
-                    for key, d in params.items()} for name, params in tune.space.items()}
-    for name, params in space.items():
+def resolve_lr_find(space: dict[str, dict[str, dict[str, Any]]], divergence_lr: float) -> dict[str, Any]:
+    """``space`` with every ``high: lr_find`` replaced by the range test's divergence LR."""
+    resolved = {name: {key: {**d, "high": divergence_lr} if d.get("high") == LR_FIND else d
+                       for key, d in params.items()} for name, params in space.items()}
+    for name, params in resolved.items():
         for key, dist in params.items():
             check_param(f"tune.space.{name}.{key} (high: lr_find = {divergence_lr:.4g})", dist)
-    return replace(tune, space=space)
+    return resolved

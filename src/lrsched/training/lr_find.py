@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from lrsched.config import LrFindConfig
 from lrsched.data import Split
-from lrsched.trainer import epoch_order, init_model
+from lrsched.training.trainer import epoch_order, init_model
 
 METHOD = "min_loss/10: the LR at the smoothed loss's minimum, divided by 10 (Smith 2017; fastai 'minimum')"
 

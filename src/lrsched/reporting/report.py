@@ -8,11 +8,19 @@ of the compare stage); the article's defaults are judged here by the same rules
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
+from lrsched.analysis.decisions import (
+    Summary,
+    Verdict,
+    as_table,
+    failure_reason,
+    judge,
+    paired_columns,
+    summarize_runs,
+)
+from lrsched.analysis.stats import format_p, friedman
 from lrsched.config import CompareConfig, FailureConfig
-from lrsched.decisions import Summary, Verdict, as_table, failure_reason, judge, paired_columns, summarize_runs
-from lrsched.stats import format_p, friedman
 
 Metrics = Mapping[str, Any]
 TABLE_START = "<!-- table:start -->"

@@ -1,4 +1,4 @@
-"""Figures: LR curves, the article's training-curves figure, test accuracy across schedules."""
+"""Study-wide figures: test accuracy of every schedule, final accuracy per run, the forest plot."""
 
 from __future__ import annotations
 
@@ -6,64 +6,9 @@ import statistics
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # files only; no display on CI or servers
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lrsched.io import atomic_path  # noqa: E402
-from lrsched.registry import lr_curve  # noqa: E402
-from lrsched.schedules import Plan  # noqa: E402
-
-POINTS_PER_EPOCH = 20
-
-
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_lr_curves(plans: Mapping[str, Plan], epochs: int, path: str | Path,
-                   title: str = "Learning rate schedules") -> None:
-    """Every schedule's LR vs epoch, computed from the plans alone (no training).
-
-    ``interval: epoch`` schedules are drawn as steps (the LR is held through each
-    epoch); ``interval: step`` ones as smooth curves.
-    """
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    for name, plan in plans.items():
-        label = name + (" (metric-driven: shown without plateaus)" if plan.metric_driven else "")
-        if plan.optimizer != "sgd":
-            label += f" ({plan.optimizer})"
-        if plan.per_step:
-            ts, lrs = lr_curve(plan, epochs, POINTS_PER_EPOCH)
-            ax.plot(ts + [epochs], lrs + [plan(epochs)], label=label)
-        else:
-            ts, lrs = lr_curve(plan, epochs)
-            ax.step(ts + [epochs], lrs + [lrs[-1]], where="post", label=label)
-    ax.set(xlabel="epoch", ylabel="learning rate", title=title, xlim=(0, epochs))
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
-    _save(fig, path)
-
-
-def plot_training_curves(history: Sequence[Mapping[str, float]], path: str | Path, title: str) -> None:
-    """The article's figure: train loss, train acc and test acc vs epoch."""
-    epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.plot(epochs, [h["train_loss"] for h in history], "-", label="train loss")
-    ax.plot(epochs, [h["train_acc"] for h in history], "--", label="train acc")
-    for key, style in (("test_acc", "-."), ("val_acc", ":")):
-        if history and key in history[0]:
-            ax.plot(epochs, [h[key] for h in history], style, label=key.replace("_", " "))
-    ax.set(xlabel="epoch", ylabel="loss / accuracy", title=title)
-    if epochs:
-        ax.set_xlim(min(epochs) - 0.1, max(epochs) + 0.1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center right")
-    _save(fig, path)
+from lrsched.training.figures import save
 
 
 def _num(value: object) -> float:
@@ -97,7 +42,7 @@ def plot_metric_band(histories: Mapping[str, Sequence[Mapping[str, float]]], key
     ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + " (mean ± std over seeds)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_final_accuracy(default: Mapping[str, Mapping[int, Mapping]], tuned: Mapping[str, Mapping[int, Mapping]],
@@ -136,7 +81,7 @@ def plot_final_accuracy(default: Mapping[str, Mapping[int, Mapping]], tuned: Map
     ax.set(xlabel="final test accuracy (dots: seeds; bar: median of the runs that learned)", title=title)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    _save(fig, path)
+    save(fig, path)
 
 
 def _median_of(runs: Mapping[int, Mapping] | None, failed: Callable[[Mapping], bool]) -> float:
@@ -169,23 +114,4 @@ def plot_forest(decisions: Mapping, path: str | Path) -> None:
            title=f"Tuned schedules against the leader, {decisions['leader']}")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    _save(fig, path)
-
-
-def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], suggestion: float,
-                 divergence: float | None, path: str | Path) -> None:
-    """The LR range test: loss against LR (log axis), the suggestion and the divergence point marked."""
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    ax.plot(lrs, losses, color="0.75", lw=0.8, label="loss per batch")
-    ax.plot(lrs, smoothed, color="C0", lw=2, label="smoothed loss")
-    ax.axvline(suggestion, color="C2", ls="--", label=f"suggested lr {suggestion:.3g} (min/10)")
-    if divergence is not None:
-        ax.axvline(divergence, color="C3", ls="--", label=f"diverged at lr {divergence:.3g}")
-    finite = [v for v in smoothed if v == v and v != float("inf")]
-    if finite:  # keep the interesting range: from below the minimum to a bit above the start
-        ax.set_ylim(min(finite) * 0.9, max(smoothed[0], min(finite)) * 1.6)
-    ax.set_xscale("log")
-    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title="LR range test (one run, seed 0)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left")
-    _save(fig, path)
+    save(fig, path)

@@ -21,8 +21,16 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
+from lrsched.analysis.stats import (
+    CHANCE_ACC,
+    PairTest,
+    holm,
+    mean_ci,
+    n_needed,
+    pair_test,
+    wilson,
+)
 from lrsched.config import CompareConfig, FailureConfig
-from lrsched.stats import CHANCE_ACC, PairTest, holm, mean_ci, n_needed, pair_test, wilson
 
 Record = Mapping[str, Any]
 Table = Mapping[str, Mapping[int, Record]]  # schedule -> seed -> per-seed record

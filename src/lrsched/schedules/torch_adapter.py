@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
-from lrsched.errors import ConfigError
-from lrsched.schedules import Schedule
+from lrsched.core.errors import ConfigError
+from lrsched.schedules.curves import Schedule
 
 # Classes that need callables or other schedulers, which params.yaml cannot express,
 # or that are metric-driven (use the `plateau` type instead).

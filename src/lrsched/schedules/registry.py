@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from lrsched import schedules as S
-from lrsched.errors import ConfigError
-from lrsched.torch_adapter import build_torch_schedule, torch_scheduler_names
+from lrsched.core.errors import ConfigError
+from lrsched.schedules import curves as S
+from lrsched.schedules.torch_adapter import build_torch_schedule, torch_scheduler_names
 
 INTERVALS = ("epoch", "step")
 # Keys every schedule accepts; the rest belong to its type. `momentum` and `weight_decay` are the

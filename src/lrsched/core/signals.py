@@ -12,7 +12,7 @@ import contextlib
 import signal
 from typing import Any, Iterator
 
-from lrsched.errors import Terminated
+from lrsched.core.errors import Terminated
 
 _pending: list[int] | None = None  # while a deferring block runs: the signals that arrived in it
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,68 +16,26 @@ from typing import Any
 import torch
 import yaml
 
-from lrsched.callbacks import Tracker
+from lrsched.analysis.results import SeedResult
 from lrsched.config import Config, flatten
-from lrsched.data import Split, check_split, data_checksum, load_split, raw_dir
-from lrsched.device import resolve_device
-from lrsched.errors import ConfigError
-from lrsched.parallel import run_all, worker_count
-from lrsched.pinning import configure_torch, environment
-from lrsched.plots import plot_lr_curves, plot_training_curves
-from lrsched.registry import ScheduleSpec, build_plan
-from lrsched.schedules import Plan
-from lrsched.results import SeedResult
-from lrsched.trainer import FitOptions, fit
+from lrsched.core.callbacks import Tracker
+from lrsched.core.parallel import run_all, worker_count
+from lrsched.core.pinning import environment
+from lrsched.data import data_checksum, raw_dir
+from lrsched.schedules.curves import Plan
+from lrsched.schedules.registry import ScheduleSpec
+from lrsched.training.figures import plot_lr_curves, plot_training_curves
+from lrsched.training.setup import (
+    Datasets,
+    check_inputs,
+    fit_options,
+    get_schedule_spec,
+    load_datasets,
+    plan_for,
+)
+from lrsched.training.trainer import fit
 
 log = logging.getLogger(__name__)
-
-
-def get_schedule_spec(cfg: Config, name: str) -> ScheduleSpec:
-    if name not in cfg.schedules:
-        raise ConfigError(f"--schedule {name!r}: not in params.yaml schedules; valid: {', '.join(cfg.schedules)}")
-    return cfg.schedules[name]
-
-
-@dataclass
-class Datasets:
-    train: Split
-    test: Split
-    device: torch.device
-
-
-def load_datasets(cfg: Config) -> Datasets:
-    """Pin this process's threads, then put both splits on the training device."""
-    configure_torch(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
-    train = load_split(cfg.data.root, train=True, limit=cfg.data.limit_train).to(device)
-    test = load_split(cfg.data.root, train=False, limit=cfg.data.limit_test).to(device)
-    log.debug("data: %d train / %d test images on %s", len(train), len(test), device)
-    return Datasets(train, test, device)
-
-
-def check_inputs(cfg: Config, val_size: bool = False) -> None:
-    """What a worker's setup would fail on, checked once here before any worker starts:
-    the device, the data files, and (for tuning, ``val_size``) the validation split's size."""
-    resolve_device(cfg.train.device)
-    n_train = check_split(cfg.data.root, train=True)
-    check_split(cfg.data.root, train=False)
-    n_train = min(n_train, cfg.data.limit_train or n_train)
-    if val_size and not 0 < cfg.tune.val_size < n_train:
-        raise ConfigError(f"tune.val_size: must be between 1 and {n_train - 1} (the training images"
-                          f"{' after data.limit_train' if cfg.data.limit_train else ''}), got {cfg.tune.val_size}")
-
-
-def fit_options(cfg: Config, spec: ScheduleSpec, progress: bool = True, desc: str = "") -> FitOptions:
-    t = cfg.train
-    return FitOptions(epochs=t.epochs, batch_size=t.batch_size,
-                      momentum=t.momentum if spec.momentum is None else spec.momentum,
-                      weight_decay=t.weight_decay if spec.weight_decay is None else spec.weight_decay,
-                      eval_batch_size=t.eval_batch_size, channels_last=t.channels_last, progress=progress,
-                      desc=desc)
-
-
-def plan_for(spec: ScheduleSpec, n_train: int, batch_size: int) -> Plan:
-    return build_plan(spec, steps_per_epoch=math.ceil(n_train / batch_size))
 
 
 def run_params(cfg: Config, spec: ScheduleSpec, seed: int) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from lrsched.errors import ConfigError
-from lrsched.pinning import configure_cuda
+from lrsched.core.errors import ConfigError
+from lrsched.core.pinning import configure_cuda
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -36,7 +36,7 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path, fix: str = "") -> Any:
     """A JSON file a stage reads: missing or corrupt -> one DataError naming the file and ``fix``."""
-    from lrsched.errors import DataError
+    from lrsched.core.errors import DataError
 
     hint = f"; {fix}" if fix else ""
     try:

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from lrsched.callbacks import Callback
+from lrsched.core.callbacks import Callback
+from lrsched.core.pinning import configure_cuda
 from lrsched.data import Split
-from lrsched.model import forward, lenet
-from lrsched.optim import eval_mode, make_optimizer, train_mode
-from lrsched.pinning import configure_cuda
-from lrsched.schedules import Plan, Schedule
+from lrsched.schedules.curves import Plan, Schedule
+from lrsched.schedules.optim import eval_mode, make_optimizer, train_mode
+from lrsched.training.model import forward, lenet
 
 REFRESH_EVERY = 25  # steps between divergence checks and progress-bar refreshes (each one is a host sync)
 

@@ -1,0 +1,1 @@
+"""Numbers about results: statistics, per-seed results and metrics files, the paired decisions."""

@@ -1,0 +1,1 @@
+"""The floor everything stands on: errors, files, signals, CPU pins, devices, the worker pool, callbacks."""

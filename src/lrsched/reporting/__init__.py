@@ -1,0 +1,1 @@
+"""The study's report: study-wide figures, the compute budget, reports/summary.md."""
