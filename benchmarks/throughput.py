@@ -69,11 +69,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
-from lrsched import schedules as S
+from lrsched.core.pinning import configure_torch, pinning_enabled
 from lrsched.data import Split, load_split, raw_dir
-from lrsched.model import lenet
-from lrsched.pinning import configure_torch, pinning_enabled
-from lrsched.trainer import FitOptions, fit
+from lrsched.schedules import curves as S
+from lrsched.training.model import lenet
+from lrsched.training.trainer import FitOptions, fit
 
 BATCH_SIZE = 256
 N_TRAIN, N_TEST, N_CLASSES = 60_000, 10_000, 10
@@ -286,7 +286,7 @@ def run_lrsched(data: Data, lr: float, epochs: int, seed: int, compile_model: bo
 
 def warm_up() -> None:
     """One step in each memory format, so one-time kernel setup is not charged to the first run."""
-    from lrsched.model import forward
+    from lrsched.training.model import forward
 
     x = torch.rand(BATCH_SIZE, 1, 28, 28)
     for fmt in (torch.contiguous_format, torch.channels_last):
@@ -310,7 +310,7 @@ def print_table(rows: list[tuple[str, list[Run]]], epochs: int) -> None:
 
 def one_run(data_root: Path, epochs: int, seed: int) -> None:
     """A child of ``--pinning``: one lrsched fit with this process's pins; prints its seconds."""
-    from lrsched.pinning import environment
+    from lrsched.core.pinning import environment
 
     if pinning_enabled():
         configure_torch(1)
@@ -324,7 +324,7 @@ def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
     import os
     import subprocess
 
-    from lrsched.pinning import PINS
+    from lrsched.core.pinning import PINS
 
     def launch(n: int, pinned: bool) -> tuple[float, list[list[str]]]:
         env = {k: v for k, v in os.environ.items() if k not in PINS}  # this process's own pins out

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from lrsched.io import atomic_path
+from lrsched.core.io import atomic_path
 
 TABLE = ("<!-- table:start -->", "<!-- table:end -->")
 RESULTS = ("<!-- results:start -->", "<!-- results:end -->")

@@ -24,7 +24,7 @@ from lrsched.training.figures import plot_lr_curves, plot_training_curves
 def describe(spec) -> str:
     shown = {k: v for k, v in spec.as_dict().items() if k not in ("type", "interval", "optimizer")}
     body = ", ".join(f"{k}={v}" for k, v in shown.items())
-    if spec.optimizer != "sgd":
+    if spec.optimizer_class.replaces_schedule:
         return f"{spec.optimizer}({body})"
     return f"{spec.type}({body}), per {spec.interval} (SGD, momentum {spec.momentum or 0})"
 

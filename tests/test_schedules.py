@@ -10,6 +10,7 @@ import torch
 
 from lrsched.core.errors import ConfigError
 from lrsched.schedules import curves as S
+from lrsched.schedules.optim import SGD, ScheduleFreeSGD
 from lrsched.schedules.registry import build_plan, lr_curve, parse_spec
 
 
@@ -85,6 +86,20 @@ def test_extra_schedules(name: str, t: float, expected: float) -> None:
 def test_warmup_is_composition_over_any_schedule() -> None:
     s = sched("constant", lr=0.4, warmup=2, warmup_begin_lr=0.1)
     assert [s(t) for t in (0, 1, 2, 5)] == pytest.approx([0.1, 0.25, 0.4, 0.4])
+    assert s.schedule == S.Phases((2.0,), (S.Ramp(0.1, 0.4, 2.0), S.Constant(0.4)))  # one ramp, then the schedule
+
+
+def test_wsd_is_warmup_stable_decay_phases() -> None:
+    w = sched("wsd", base_lr=0.4, T=10, cooldown=0.2, warmup=1, warmup_begin_lr=0.1, shape="linear").schedule
+    assert w == S.Phases((1.0, 8.0), (S.Ramp(0.1, 0.4, 1.0), S.Constant(0.4), S.Cooldown(0.4, 0.0, 2.0, "linear")))
+
+
+def test_noam_warms_up_from_warmup_begin_lr() -> None:
+    """noam's warmup is its own (also its decay's offset), from warmup_begin_lr like every other type's."""
+    s = sched("noam", base_lr=0.4, warmup=2, warmup_begin_lr=0.1)
+    assert [s(t) for t in (0, 1, 2, 8)] == pytest.approx([0.1, 0.25, 0.4, 0.2])
+    assert parse_spec("n", {"type": "noam", "base_lr": 0.4, "warmup": 2, "warmup_begin_lr": 0.1}).params == \
+        {"base_lr": 0.4, "warmup": 2.0, "warmup_begin_lr": 0.1}
 
 
 def test_plateau_reduces_after_patience_and_is_pure() -> None:
@@ -226,7 +241,7 @@ def test_every_type_checks_each_of_its_own_keys() -> None:
 
 def test_plan_carries_interval_and_metric_rule() -> None:
     step = build_plan(parse_spec("c", {**ARTICLE["cosine_warmup"], "interval": "step"}), 10)
-    assert (step.interval, step.per_step, step.optimizer, step.metric_driven) == ("step", True, "sgd", False)
+    assert (step.interval, step.per_step, step.optimizer, step.metric_driven) == ("step", True, SGD(), False)
     plateau = build_plan(parse_spec("p", {"type": "plateau", "base_lr": 0.1, "patience": 0, "threshold": 10.0}), 10)
     assert plateau.metric_driven and not plateau.per_step
     assert [plateau(e, [1.0, 1.0]) for e in range(3)] == pytest.approx([0.1, 0.01, 0.001])
@@ -236,7 +251,7 @@ def test_schedule_free_plan_is_its_warmup_then_a_constant() -> None:
     spec = parse_spec("sf", {"type": "constant", "lr": 2.0, "warmup": 0.5, "optimizer": "schedule_free_sgd"})
     assert (spec.momentum, spec.as_dict()["optimizer"]) == (0.9, "schedule_free_sgd")
     plan = build_plan(spec, steps_per_epoch=10)
-    assert (plan.interval, plan.warmup_steps) == ("step", 5)
+    assert (plan.interval, plan.optimizer) == ("step", ScheduleFreeSGD(lr=2.0, warmup_steps=5))
     # schedulefree ramps lr * (k + 1) / warmup_steps at step k; the optimizer itself is given the constant
     assert [plan(k / 10) for k in range(7)] == pytest.approx([0.4, 0.8, 1.2, 1.6, 2.0, 2.0, 2.0])
     assert {plan.rates(k / 10)[1] for k in range(30)} == {2.0}

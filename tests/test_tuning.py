@@ -75,8 +75,8 @@ def test_a_changed_trainer_batch_size_or_library_opens_a_new_study(monkeypatch) 
 
 
 def test_trials_train_from_a_seed_the_comparison_never_evaluates(toy_cfg, monkeypatch) -> None:
-    from lrsched.tuning import driver, trials
     from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning import driver, trials
 
     seeds = []
     real = trials.fit
@@ -371,8 +371,8 @@ def test_tune_stage_end_to_end_with_passwords_in_its_urls(tmp_path: Path, toy_fi
 
 def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> None:
     """A tuned `plateau` once trained at a constant LR (its metric rule was lost on the way to the trial)."""
-    from lrsched.tuning import driver, trials
     from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning import driver, trials
 
     cfg = load_config(ROOT / "params.yaml", [
         f"data.root={toy_cfg.data.root}", "train.epochs=3", "train.batch_size=64", "train.workers=1",
@@ -398,9 +398,9 @@ def test_a_tuned_plateau_adapts_when_the_loss_stalls(toy_cfg, monkeypatch) -> No
 
 def test_schedule_free_trials_train_with_the_sampled_lr_and_the_fixed_momentum(toy_cfg, monkeypatch) -> None:
     """Its space holds the optimizer's own LR; momentum is tune.fixed's, as for every SGD schedule."""
-    from lrsched.tuning import driver, trials
     from lrsched.core.callbacks import NullTracker
     from lrsched.schedules import optim
+    from lrsched.tuning import driver
 
     cfg = load_config(ROOT / "params.yaml", [
         f"data.root={toy_cfg.data.root}", "train.epochs=2", "train.batch_size=64", "train.workers=1",

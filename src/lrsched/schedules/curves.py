@@ -4,8 +4,9 @@ Time ``t`` is always measured in epochs (a float). A schedule is a frozen,
 picklable dataclass; calling it never changes it, so plotting a schedule before
 training cannot alter what is trained (the article's third defect).
 
-Warmup and multi-phase schedules are built by composition (``Warmup``,
-``Phases``) rather than by a flag repeated in every class.
+Warmup and multi-phase schedules are built by composition rather than by a flag
+repeated in every class: ``Phases`` runs schedules one after another, and the one
+warmup formula, ``Ramp``, is its first phase in ``Warmup`` (any schedule) and ``wsd``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Sequence
+
+from lrsched.schedules.optim import SGD, Optimizer
 
 
 class Schedule:
@@ -151,6 +154,42 @@ class Rex(Schedule):
         return self.final_lr + (self.base_lr - self.final_lr) * (1.0 - p) / (1.0 - p / 2.0)
 
 
+@dataclass(frozen=True)
+class Ramp(Schedule):
+    """Linear from ``start_lr`` at t=0 to ``end_lr`` at t=``epochs``: the one warmup formula."""
+
+    start_lr: float
+    end_lr: float
+    epochs: float
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
+        return self.start_lr + (self.end_lr - self.start_lr) * t / self.epochs
+
+
+@dataclass(frozen=True)
+class Phases(Schedule):
+    """Consecutive phases, each a schedule over its own local time (fastai's combine_scheds).
+
+    Phase ``i + 1`` starts at ``boundaries[i]`` (epochs since t=0) and is given ``t - boundaries[i]``.
+    """
+
+    boundaries: tuple[float, ...]
+    phases: tuple[Schedule, ...]
+
+    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
+        start = 0.0
+        for boundary, phase in zip(self.boundaries, self.phases):
+            if t < boundary:
+                return phase(t - start)
+            start = boundary
+        return self.phases[-1](t - start)
+
+
+def Warmup(inner: Schedule, epochs: float, start_lr: float = 0.0) -> Phases:  # noqa: N802 - reads as a type
+    """A ``Ramp`` from ``start_lr`` to ``inner(0)`` over ``epochs``, then ``inner`` shifted by ``epochs``."""
+    return Phases((epochs,), (Ramp(start_lr, inner(0.0), epochs), inner))
+
+
 # WSD cooldown shapes: the fraction of (base - final) left at progress p in [0, 1] of the cooldown.
 COOLDOWNS: dict[str, Callable[[float], float]] = {
     "linear": lambda p: 1.0 - p,
@@ -160,42 +199,40 @@ COOLDOWNS: dict[str, Callable[[float], float]] = {
 
 
 @dataclass(frozen=True)
-class WSD(Schedule):
-    """Warmup-stable-decay: a linear warmup to ``base_lr``, hold, then cool down to ``final_lr``.
-
-    The cooldown takes the last ``cooldown`` fraction of the run ``T`` (warmup included),
-    shaped by ``shape`` (see ``COOLDOWNS``); after ``T`` the LR stays at ``final_lr``.
-    """
+class Cooldown(Schedule):
+    """From ``base_lr`` to ``final_lr`` over ``length``, shaped by ``shape`` (see ``COOLDOWNS``), then flat."""
 
     base_lr: float
-    T: float
-    cooldown: float = 0.2
-    final_lr: float = 0.0
+    final_lr: float
+    length: float
     shape: str = "1-sqrt"
-    warmup: float = 0.0
-    warmup_begin_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        start = self.T * (1.0 - self.cooldown)
-        if self.warmup > start:  # "key: problem" (the registry names the schedule)
-            raise ValueError(f"warmup: must end before the cooldown starts at T * (1 - cooldown) = {start:g}, "
-                             f"got {self.warmup}")
 
     def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
-        if t < self.warmup:
-            return self.warmup_begin_lr + (self.base_lr - self.warmup_begin_lr) * t / self.warmup
-        start = self.T * (1.0 - self.cooldown)
-        if t < start:
-            return self.base_lr
-        p = min((t - start) / (self.T - start), 1.0)
+        p = min(t / self.length, 1.0)
         return self.final_lr + (self.base_lr - self.final_lr) * COOLDOWNS[self.shape](p)
+
+
+def wsd(base_lr: float, T: float, cooldown: float = 0.2, final_lr: float = 0.0, shape: str = "1-sqrt",
+        warmup: float = 0.0, warmup_begin_lr: float = 0.0) -> Phases:
+    """Warmup-stable-decay: a ``Ramp`` to ``base_lr`` over ``warmup``, hold, then a ``Cooldown`` to ``final_lr``.
+
+    The cooldown takes the last ``cooldown`` fraction of the run ``T`` (warmup included);
+    after ``T`` the LR stays at ``final_lr``.
+    """
+    start = T * (1.0 - cooldown)
+    if warmup > start:  # "key: problem" (the registry names the schedule)
+        raise ValueError(f"warmup: must end before the cooldown starts at T * (1 - cooldown) = {start:g}, "
+                         f"got {warmup}")
+    return Phases((warmup, start), (Ramp(warmup_begin_lr, base_lr, warmup), Constant(base_lr),
+                                    Cooldown(base_lr, final_lr, T - start, shape)))
 
 
 @dataclass(frozen=True)
 class StepWarmup(Schedule):
     """``lr * min((k + 1) / steps, 1)`` at optimizer step ``k = t * steps_per_epoch``.
 
-    The warmup schedule-free SGD applies inside its optimizer (``warmup_steps``), as a curve.
+    Not a warmup of ours: the curve schedule-free SGD applies inside its optimizer (``warmup_steps``),
+    in its own formula (per step, from ``lr / steps``), so that the LR plotted and logged is the one applied.
     """
 
     lr: float
@@ -207,36 +244,6 @@ class StepWarmup(Schedule):
             return self.lr
         k = int(math.floor(t * self.steps_per_epoch + 1e-9))
         return self.lr * min((k + 1) / self.warmup_steps, 1.0)
-
-
-@dataclass(frozen=True)
-class Warmup(Schedule):
-    """Linear ramp from ``start_lr`` to ``inner(0)`` over ``epochs``, then ``inner`` shifted by ``epochs``."""
-
-    inner: Schedule
-    epochs: float
-    start_lr: float = 0.0
-
-    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
-        if t < self.epochs:
-            return self.start_lr + (self.inner(0.0) - self.start_lr) * t / self.epochs
-        return self.inner(t - self.epochs)
-
-
-@dataclass(frozen=True)
-class Phases(Schedule):
-    """Consecutive phases, each a schedule over its own local time (fastai's combine_scheds)."""
-
-    lengths: tuple[float, ...]
-    phases: tuple[Schedule, ...]
-
-    def __call__(self, t: float, losses: Sequence[float] = ()) -> float:
-        start = 0.0
-        for length, phase in zip(self.lengths[:-1], self.phases[:-1]):
-            if t < start + length:
-                return phase(t - start)
-            start += length
-        return self.phases[-1](t - start)
 
 
 @dataclass(frozen=True)
@@ -287,12 +294,9 @@ def one_cycle(max_lr: float, T: float, pct_start: float = 0.3, div_factor: float
     initial = max_lr / div_factor
     up = pct_start * T
     return Phases(
-        lengths=(up, T - up),
+        boundaries=(up,),
         phases=(Reversed(Cosine(max_lr, initial, up), up), Cosine(max_lr, initial / final_div_factor, T - up)),
     )
-
-
-OPTIMIZERS = ("sgd", "schedule_free_sgd")
 
 
 @dataclass(frozen=True)
@@ -300,16 +304,20 @@ class Plan:
     """A schedule with everything that decides how it reaches the optimizer: one contract.
 
     ``interval`` says when the trainer asks for a new LR (each epoch or each step) and
-    ``optimizer`` which optimizer applies it. ``sgd`` is given ``schedule(t)``. Schedule-free
-    SGD replaces the schedule: it is given the constant ``optimizer_lr`` once and ramps it
-    up over ``warmup_steps`` itself, so ``schedule`` is then only the curve the weights see.
+    ``optimizer`` which optimizer applies it (see ``lrsched.optim``). ``SGD`` is given
+    ``schedule(t)``. ``ScheduleFreeSGD`` replaces the schedule: it is given its constant ``lr``
+    once and ramps it up over its ``warmup_steps`` itself, so ``schedule`` is then only the
+    curve the weights see.
     """
 
     schedule: Schedule
     interval: str = "epoch"
-    optimizer: str = "sgd"
-    warmup_steps: int = 0
-    optimizer_lr: float | None = None
+    optimizer: Optimizer = SGD()
+
+    @classmethod
+    def of(cls, plan: Plan | Schedule) -> Plan:
+        """``plan`` itself, or a bare schedule as a plan: per epoch, with SGD."""
+        return plan if isinstance(plan, Plan) else cls(plan)
 
     @property
     def metric_driven(self) -> bool:
@@ -326,4 +334,4 @@ class Plan:
     def rates(self, t: float, losses: Sequence[float] = ()) -> tuple[float, float]:
         """The LR the weights see at time ``t`` and the LR to write into the optimizer, from one evaluation."""
         seen = self.schedule(t, losses)
-        return seen, seen if self.optimizer_lr is None else self.optimizer_lr
+        return seen, self.optimizer.lr_to_set(seen)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from lrsched.core.errors import ConfigError
 from lrsched.schedules import curves as S
+from lrsched.schedules.optim import SGD, Optimizer, ScheduleFreeSGD
 from lrsched.schedules.torch_adapter import build_torch_schedule, torch_scheduler_names
 
 INTERVALS = ("epoch", "step")
@@ -22,14 +23,15 @@ INTERVALS = ("epoch", "step")
 # tuning space can search them together with the schedule.
 OPTIMIZER_KEYS = ("momentum", "weight_decay")
 COMMON_KEYS = {"type", "interval", "warmup", "warmup_begin_lr", "optimizer", *OPTIMIZER_KEYS}
-# Types whose `warmup` is part of their own shape, not the generic Warmup wrapper.
-OWN_WARMUP = {"noam": ("warmup",), "wsd": ("warmup", "warmup_begin_lr")}
+WARMUP_KEYS = ("warmup", "warmup_begin_lr")
+# `optimizer:` in params.yaml: the name each optimizer is spelt with there (and in tracking).
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "schedule_free_sgd": ScheduleFreeSGD}
 SCHEDULE_FREE_MOMENTUM = 0.9  # schedulefree's default; it needs 0 < momentum < 1
 
 
-def _noam(base_lr: float, warmup: float) -> S.Schedule:
+def _noam(base_lr: float, warmup: float, warmup_begin_lr: float = 0.0) -> S.Schedule:
     """Linear warmup to ``base_lr`` then inverse-square-root decay (Vaswani et al.)."""
-    return S.Warmup(S.InverseSqrt(base_lr, offset=warmup), warmup, 0.0)
+    return S.Warmup(S.InverseSqrt(base_lr, offset=warmup), warmup, warmup_begin_lr)
 
 
 def _linear(base_lr: float, final_lr: float, T: float) -> S.Polynomial:
@@ -54,9 +56,16 @@ TYPES: dict[str, Callable[..., S.Schedule]] = {
     "one_cycle": S.one_cycle,
     "cosine_restarts": S.CosineRestarts,
     "plateau": S.Plateau,
-    "wsd": S.WSD,
+    "wsd": S.wsd,
     "rex": S.Rex,
 }
+
+
+def optimizer_name(optimizer: Optimizer) -> str:
+    """The params.yaml name of ``optimizer`` (as the figures label it)."""
+    return next(name for name, cls in OPTIMIZERS.items() if type(optimizer) is cls)
+
+
 @dataclass(frozen=True)
 class ScheduleSpec:
     """A validated ``schedules.<name>`` entry."""
@@ -75,10 +84,14 @@ class ScheduleSpec:
     def is_torch(self) -> bool:
         return self.type not in TYPES
 
+    @property
+    def optimizer_class(self) -> type[Optimizer]:
+        return OPTIMIZERS[self.optimizer]
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, **self.params, "interval": self.interval,
                                "optimizer": self.optimizer}
-        if self.optimizer == "schedule_free_sgd":
+        if self.optimizer_class.replaces_schedule:
             del out["interval"]  # implied (its warmup is per step); parse_spec rejects it
         if self.warmup:
             out.update(warmup=self.warmup, warmup_begin_lr=self.warmup_begin_lr)
@@ -116,11 +129,10 @@ def parse_spec(name: str, raw: Any) -> ScheduleSpec:
     begin = _number(f"{where}.warmup_begin_lr", raw.pop("warmup_begin_lr", 0.0))
     if warmup < 0 or begin < 0:
         raise ConfigError(f"{where}: warmup and warmup_begin_lr must be >= 0")
-    if type_ in OWN_WARMUP:
-        # noam's and wsd's warmup is part of their shape: a type parameter, not the generic wrapper.
-        for key, value in zip(OWN_WARMUP[type_], (warmup, begin)):
-            if value:
-                raw[key] = value
+    if type_ in TYPES and "warmup" in inspect.signature(TYPES[type_]).parameters:
+        # A type that takes `warmup` shapes its own (noam's offset is its warmup; wsd's T and cooldown
+        # include it): its parameters, not the generic Warmup of _build_schedule.
+        raw.update((key, value) for key, value in zip(WARMUP_KEYS, (warmup, begin)) if value)
         warmup, begin = 0.0, 0.0
     optimizer = {}
     for key in OPTIMIZER_KEYS:
@@ -131,8 +143,8 @@ def parse_spec(name: str, raw: Any) -> ScheduleSpec:
     if optimizer.get("momentum", 0.0) >= 1:
         raise ConfigError(f"{where}.momentum: must be < 1, got {optimizer['momentum']}")
     optimizer_name = raw.pop("optimizer", "sgd")
-    if optimizer_name not in S.OPTIMIZERS:
-        raise ConfigError(f"{where}.optimizer: must be one of {', '.join(S.OPTIMIZERS)}, got {optimizer_name!r}")
+    if optimizer_name not in OPTIMIZERS:
+        raise ConfigError(f"{where}.optimizer: must be one of {', '.join(OPTIMIZERS)}, got {optimizer_name!r}")
     if optimizer_name == "schedule_free_sgd":
         interval = _check_schedule_free(where, type_, explicit_interval, optimizer)
     if type_ == "plateau" and interval == "step":
@@ -226,7 +238,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "cosine": {"base_lr": _peak_lr, "final_lr": _lr, "T": _positive},
     "linear": {"base_lr": _peak_lr, "final_lr": _lr, "T": _positive},
     "polynomial": {"base_lr": _peak_lr, "T": _positive, "final_lr": _lr, "power": _positive},
-    "noam": {"base_lr": _peak_lr, "warmup": _non_negative},
+    "noam": {"base_lr": _peak_lr, "warmup": _non_negative, "warmup_begin_lr": _lr},
     "one_cycle": {"max_lr": _peak_lr, "T": _positive, "pct_start": _open_fraction, "div_factor": _positive,
                   "final_div_factor": _positive},
     "cosine_restarts": {"base_lr": _peak_lr, "T_0": _positive, "final_lr": _lr, "T_mult": _positive},
@@ -252,14 +264,14 @@ def build_plan(spec: ScheduleSpec, steps_per_epoch: int) -> S.Plan:
     arguments count optimizer steps) and for schedule-free SGD's warmup in steps.
     """
     schedule = _build_schedule(spec, steps_per_epoch)
-    if spec.optimizer == "schedule_free_sgd":
-        if spec.warmup_begin_lr:
-            raise ConfigError(f"schedules.{spec.name}.warmup_begin_lr: schedule_free_sgd warms up from lr/steps "
-                              "by itself; remove it")
-        lr = float(spec.params["lr"])  # the constant it is given; `schedule` above only validated the spec
-        steps = round(spec.warmup * steps_per_epoch)
-        return S.Plan(S.StepWarmup(lr, steps, steps_per_epoch), spec.interval, spec.optimizer, steps, lr)
-    return S.Plan(schedule, spec.interval, spec.optimizer)
+    if not spec.optimizer_class.replaces_schedule:
+        return S.Plan(schedule, spec.interval, SGD())
+    if spec.warmup_begin_lr:
+        raise ConfigError(f"schedules.{spec.name}.warmup_begin_lr: schedule_free_sgd warms up from lr/steps "
+                          "by itself; remove it")
+    # the constant it is given, warmed up per step by the optimizer; `schedule` above only validated the spec
+    optimizer = ScheduleFreeSGD(float(spec.params["lr"]), round(spec.warmup * steps_per_epoch))
+    return S.Plan(S.StepWarmup(optimizer.lr, optimizer.warmup_steps, steps_per_epoch), spec.interval, optimizer)
 
 
 def _build_schedule(spec: ScheduleSpec, steps_per_epoch: int) -> S.Schedule:

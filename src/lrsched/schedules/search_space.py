@@ -60,7 +60,7 @@ def derived_space(spec: "ScheduleSpec") -> dict[str, dict[str, Any]]:
     if peak is None:
         raise ConfigError(f"tune.space.{spec.name}: missing, and type {spec.type!r} has no lr/base_lr/max_lr to "
                           f"derive one from; add tune.space.{spec.name} to params.yaml")
-    low, high = (0.1, 10.0) if spec.optimizer == "schedule_free_sgd" else (0.005, 0.5)  # schedule-free: larger
+    low, high = (0.1, 10.0) if spec.optimizer_class.replaces_schedule else (0.005, 0.5)  # schedule-free: larger
     return {peak: {"type": "float", "low": low, "high": high, "log": True}, "weight_decay": dict(WEIGHT_DECAY)}
 
 

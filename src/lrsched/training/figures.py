@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from lrsched.core.io import atomic_path  # noqa: E402
 from lrsched.schedules.curves import Plan  # noqa: E402
-from lrsched.schedules.registry import lr_curve  # noqa: E402
+from lrsched.schedules.registry import lr_curve, optimizer_name  # noqa: E402
 
 POINTS_PER_EPOCH = 20
 
@@ -37,8 +37,8 @@ def plot_lr_curves(plans: Mapping[str, Plan], epochs: int, path: str | Path,
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for name, plan in plans.items():
         label = name + (" (metric-driven: shown without plateaus)" if plan.metric_driven else "")
-        if plan.optimizer != "sgd":
-            label += f" ({plan.optimizer})"
+        if plan.optimizer.replaces_schedule:
+            label += f" ({optimizer_name(plan.optimizer)})"
         if plan.per_step:
             ts, lrs = lr_curve(plan, epochs, POINTS_PER_EPOCH)
             ax.plot(ts + [epochs], lrs + [plan(epochs)], label=label)

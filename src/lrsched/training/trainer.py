@@ -28,7 +28,7 @@ from lrsched.core.callbacks import Callback
 from lrsched.core.pinning import configure_cuda
 from lrsched.data import Split
 from lrsched.schedules.curves import Plan, Schedule
-from lrsched.schedules.optim import eval_mode, make_optimizer, train_mode
+from lrsched.schedules.optim import make_optimizer
 from lrsched.training.model import forward, lenet
 
 REFRESH_EVERY = 25  # steps between divergence checks and progress-bar refreshes (each one is a host sync)
@@ -99,7 +99,7 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
     schedule trains per epoch with SGD.
     A non-finite loss stops training and is reported as diverged, not as a result.
     """
-    plan = plan if isinstance(plan, Plan) else Plan(plan)
+    plan = Plan.of(plan)
     device = train.x.device
     if device.type == "cuda":
         configure_cuda()  # deterministic kernels (resolve_device did it already for stages)
@@ -120,7 +120,7 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
     for epoch in range(opts.epochs):
         t0 = time.perf_counter()
         model.train()
-        train_mode(opt)
+        plan.optimizer.train_mode(opt)
         lr, lr_to_set = plan.rates(epoch, losses)
         _set_lr(opt, lr_to_set)
         lr_sum = 0.0
@@ -160,7 +160,7 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
                 if not math.isfinite(running):
                     break
         bar.close()
-        eval_mode(opt)  # evaluate (and finally save) schedule-free SGD's averaged weights
+        plan.optimizer.eval_mode(opt)  # evaluate (and finally save) schedule-free SGD's averaged weights
         train_loss = loss_sum.item() / seen
         if not math.isfinite(train_loss):
             message = (f"diverged: non-finite training loss in epoch {epoch} at lr={lr:.4g}; "
