@@ -233,6 +233,33 @@ def test_pool_before_inplace_relu_trains_bit_identical_to_the_articles_order(spl
         assert torch.equal(article(x_all[:64]), forward(ours, x_all[:64]))
 
 
+def test_conv1_padded_to_8_channels_is_bit_identical_and_stays_channels_last(splits) -> None:
+    """channels_last: conv1 runs with two zero filters more; same pooled map, same conv1 gradients."""
+    from lrsched import model
+
+    train, _ = splits
+    x = train.x[:256].contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(5)
+    conv1 = lenet().to(memory_format=torch.channels_last)[0]
+    results = []
+    for padded in (True, False):  # False: 6 output channels, as in the article's module
+        conv1.zero_grad(set_to_none=True)
+        out = model._conv1_pool(conv1, x, channels_last=padded)
+        upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+        upstream = upstream.contiguous(memory_format=torch.channels_last)
+        out.backward(upstream)
+        results.append((out.detach(), conv1.weight.grad.clone(), conv1.bias.grad.clone()))
+    (fast, *fast_grads), (plain, *plain_grads) = results
+    assert fast.shape == (256, 6, 14, 14) and fast.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(fast, plain)
+    assert all(torch.equal(a, b) for a, b in zip(fast_grads, plain_grads))
+    # the narrowing's gradient is channels_last, so the pool's backward need not transpose it
+    pooled = torch.randn(2, 8, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_()
+    model._FirstChannels.apply(pooled, 6).sum().backward()
+    assert pooled.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(pooled.grad[:, :6], torch.ones(2, 6, 4, 4)) and not pooled.grad[:, 6:].any()
+
+
 def test_fit_trains_through_the_fast_forward(splits, monkeypatch) -> None:
     train, test = splits
     calls = []
