@@ -267,7 +267,7 @@ def run_lrsched(data: Data, lr: float, epochs: int, seed: int, compile_model: bo
     ``compile_model`` measures ``torch.compile`` on the same loop: the trainer's forward
     is swapped for a compiled one, and the compile time is part of the run.
     """
-    import lrsched.trainer as trainer
+    import lrsched.training.trainer as trainer
 
     plain = trainer.forward
     if compile_model:

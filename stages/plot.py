@@ -13,7 +13,7 @@ from lrsched.cli import (
     run_main,
 )
 from lrsched.core.io import read_json, write_json, write_text
-from lrsched.data import load_split
+from lrsched.data import load_split, steps_per_epoch
 from lrsched.reporting import budget
 from lrsched.reporting.plots import plot_final_accuracy, plot_forest, plot_metric_band
 from lrsched.reporting.report import summary_markdown
@@ -48,8 +48,7 @@ def main() -> None:
         setattr(args, flag, str(output_path(args, "plot", getattr(args, flag), default)))
     results = Path(args.results)
     n_train = len(load_split(cfg.data.root, train=True, limit=cfg.data.limit_train))  # per-step curves need it
-    steps = -(-n_train // cfg.train.batch_size)
-    plans = {n: build_plan(s, steps) for n, s in cfg.schedules.items()}
+    plans = {n: build_plan(s, steps_per_epoch(n_train, cfg.train.batch_size)) for n, s in cfg.schedules.items()}
     plot_lr_curves(plans, cfg.train.epochs, args.lr_curves)
 
     fix = "run the pipeline first: dvc repro"

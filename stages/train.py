@@ -1,6 +1,5 @@
 """DVC stage `train@NAME`: train one schedule over the paired seeds; write metrics, history, weights."""
 
-from lrsched.analysis.results import write_results
 from lrsched.cli import (
     add_shortcuts,
     base_parser,
@@ -11,6 +10,7 @@ from lrsched.cli import (
     run_main,
     system_metrics,
 )
+from lrsched.training.results import write_results
 from lrsched.training.runs import train_schedule
 from lrsched.training.setup import check_inputs, get_schedule_spec
 

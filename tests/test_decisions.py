@@ -16,8 +16,8 @@ from lrsched.analysis.decisions import (
     planned_looks,
     summarize_runs,
 )
-from lrsched.analysis.stats import SD_FLOOR, format_p, holm, pair_test, wilson
 from lrsched.config import CompareConfig, FailureConfig
+from lrsched.core.stats import SD_FLOOR, format_p, holm, pair_test, wilson
 
 RULE = FailureConfig(chance_below=0.2, by_epoch=3)
 CC = CompareConfig(first_seeds=3, batch=2, max_seeds=9, alpha=0.05, margin=0.005, power=0.8)

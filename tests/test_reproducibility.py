@@ -40,7 +40,7 @@ def test_pinned_seeds_are_bit_identical_across_runs_and_worker_counts(tmp_path: 
 
 
 def test_opting_out_is_recorded(tmp_path: Path) -> None:
-    code = "import lrsched.pinning as p, torch; print(p.environment()['pinned'], torch.get_num_threads())"
+    code = "import lrsched.core.pinning as p, torch; print(p.environment()['pinned'], torch.get_num_threads())"
     e = {k: v for k, v in os.environ.items() if k not in PINS}
     e.update(LRSCHED_PIN="0", OMP_NUM_THREADS="2")  # the user's own thread count stands (pinned: 1)
     out = subprocess.run([sys.executable, "-c", "import lrsched; " + code], env=e, capture_output=True, text=True,

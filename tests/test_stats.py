@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lrsched.analysis.stats import Interval, mean_ci
+from lrsched.core.stats import Interval, mean_ci
 
 T_975_DF2 = 4.302652729749464  # Student t quantile, 0.975, 2 df (tables)
 T_975_DF3 = 3.182446305284263  # 0.975, 3 df

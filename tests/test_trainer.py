@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrsched.analysis.results import SeedResult, mean_history, summarize
 from lrsched.core.callbacks import Callback
 from lrsched.data import load_split
 from lrsched.schedules import curves as S
 from lrsched.schedules.registry import build_plan, parse_spec
 from lrsched.training import trainer
 from lrsched.training.model import lenet
+from lrsched.training.results import SeedResult, mean_history, summarize
 from lrsched.training.trainer import FitOptions, fit
 
 OPTS = FitOptions(epochs=3, batch_size=64, progress=False)
@@ -235,7 +235,7 @@ def test_pool_before_inplace_relu_trains_bit_identical_to_the_articles_order(spl
 
 def test_conv1_padded_to_8_channels_is_bit_identical_and_stays_channels_last(splits) -> None:
     """channels_last: conv1 runs with two zero filters more; same pooled map, same conv1 gradients."""
-    from lrsched import model
+    from lrsched.training import model
 
     train, _ = splits
     x = train.x[:256].contiguous(memory_format=torch.channels_last)

@@ -1,1 +1,1 @@
-"""Numbers about results: statistics, per-seed results and metrics files, the paired decisions."""
+"""The decisive comparison's rules: failures, paired tests with corrections, equivalence, when to stop."""

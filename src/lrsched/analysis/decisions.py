@@ -21,7 +21,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
-from lrsched.analysis.stats import (
+from lrsched.config import CompareConfig, FailureConfig
+from lrsched.core.stats import (
     CHANCE_ACC,
     PairTest,
     holm,
@@ -30,7 +31,6 @@ from lrsched.analysis.stats import (
     pair_test,
     wilson,
 )
-from lrsched.config import CompareConfig, FailureConfig
 
 Record = Mapping[str, Any]
 Table = Mapping[str, Mapping[int, Record]]  # schedule -> seed -> per-seed record

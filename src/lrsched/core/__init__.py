@@ -1,1 +1,1 @@
-"""The floor everything stands on: errors, files, signals, CPU pins, devices, the worker pool, callbacks."""
+"""The floor everything stands on: errors, files, signals, CPU pins, devices, the worker pool, callbacks, statistics."""

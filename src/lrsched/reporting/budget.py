@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from lrsched.analysis.results import RUN_EQUIVALENT
+from lrsched.training.results import RUN_EQUIVALENT
 
 KINDS = ("default seeds", "LR range test", "tuning trials", "evaluation seeds (first)", "extra seeds")
 

@@ -19,8 +19,8 @@ from lrsched.analysis.decisions import (
     paired_columns,
     summarize_runs,
 )
-from lrsched.analysis.stats import format_p, friedman
 from lrsched.config import CompareConfig, FailureConfig
+from lrsched.core.stats import format_p, friedman
 
 Metrics = Mapping[str, Any]
 TABLE_START = "<!-- table:start -->"

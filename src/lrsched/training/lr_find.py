@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lrsched.config import LrFindConfig
-from lrsched.data import Split
-from lrsched.training.trainer import epoch_order, init_model
+from lrsched.data import Split, steps_per_epoch
+from lrsched.training.trainer import epoch_order, init_model, sgd_step
 
 METHOD = "min_loss/10: the LR at the smoothed loss's minimum, divided by 10 (Smith 2017; fastai 'minimum')"
 
@@ -58,7 +57,7 @@ def range_test(train: Split, seed: int, batch_size: int, cfg: LrFindConfig, prog
     opt = torch.optim.SGD(model.parameters(), lr=cfg.start_lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     order = epoch_order(torch.Generator().manual_seed(seed), len(train)).to(device)
-    steps = max(2, math.floor(cfg.max_epochs * math.ceil(len(train) / batch_size)))
+    steps = max(2, math.floor(cfg.max_epochs * steps_per_epoch(len(train), batch_size)))
     growth = (cfg.end_lr / cfg.start_lr) ** (1 / (steps - 1))
     lrs: list[float] = []
     losses: list[float] = []
@@ -69,10 +68,7 @@ def range_test(train: Split, seed: int, batch_size: int, cfg: LrFindConfig, prog
         for group in opt.param_groups:
             group["lr"] = lr
         idx = order[k * batch_size:(k + 1) * batch_size]
-        loss = F.cross_entropy(model(train.x[idx]), train.y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _, loss = sgd_step(model, opt, train.x[idx], train.y[idx])
         value = loss.item()  # one sync per step is fine for a run this short
         avg = cfg.smoothing * avg + (1 - cfg.smoothing) * value
         smooth = avg / (1 - cfg.smoothing ** (k + 1))  # debiased, as in fastai

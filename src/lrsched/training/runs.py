@@ -16,7 +16,6 @@ from typing import Any
 import torch
 import yaml
 
-from lrsched.analysis.results import SeedResult
 from lrsched.config import Config, flatten
 from lrsched.core.callbacks import Tracker
 from lrsched.core.parallel import run_all, worker_count
@@ -25,6 +24,7 @@ from lrsched.data import data_checksum, raw_dir
 from lrsched.schedules.curves import Plan
 from lrsched.schedules.registry import ScheduleSpec
 from lrsched.training.figures import plot_lr_curves, plot_training_curves
+from lrsched.training.results import SeedResult
 from lrsched.training.setup import (
     Datasets,
     check_inputs,

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from lrsched.core.callbacks import Callback
 from lrsched.core.pinning import configure_cuda
-from lrsched.data import Split
+from lrsched.data import Split, steps_per_epoch
 from lrsched.schedules.curves import Plan, Schedule
 from lrsched.schedules.optim import make_optimizer
 from lrsched.training.model import forward, lenet
@@ -108,11 +108,9 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
     model = init_model(seed).to(device)
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    x_all = train.x.contiguous(memory_format=fmt)
+    train = Split(train.x.contiguous(memory_format=fmt), train.y)
     opt = make_optimizer(model.parameters(), plan, opts.momentum, opts.weight_decay)
     gen = torch.Generator().manual_seed(seed)
-    n = len(train)
-    steps = math.ceil(n / opts.batch_size)
     losses: list[float] = []  # per finished epoch, for metric-driven schedules
     history: list[dict[str, float]] = []
     start_all = time.perf_counter()
@@ -121,58 +119,21 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
         t0 = time.perf_counter()
         model.train()
         plan.optimizer.train_mode(opt)
-        lr, lr_to_set = plan.rates(epoch, losses)
-        _set_lr(opt, lr_to_set)
-        lr_sum = 0.0
-        perm = epoch_order(gen, n).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        # disable=None shows the bar only on a terminal, so DVC/CI logs stay readable
-        bar = tqdm(total=steps, desc=f"{opts.desc}epoch {epoch + 1}/{opts.epochs}",
-                   disable=None if opts.progress else True, leave=False, unit="batch", dynamic_ncols=True)
-        for i in range(steps):
-            if plan.per_step:
-                t = epoch + i / steps
-                lr, lr_to_set = plan.rates(t)
-                _set_lr(opt, lr_to_set)
-                for cb in callbacks:
-                    cb.on_step(epoch * steps + i, t, lr)
-            idx = perm[i * opts.batch_size:(i + 1) * opts.batch_size]
-            x, y = x_all[idx], train.y[idx]
-            logits = forward(model, x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lr_sum += lr * len(idx)
-            with torch.no_grad():
-                loss_sum += loss.detach() * len(idx)
-                correct += (logits.argmax(1) == y).sum()
-            seen += len(idx)
-            if (i + 1) % REFRESH_EVERY == 0 or i + 1 == steps:
-                # checked with or without a bar (DVC and CI have none): a diverged epoch stops here
-                running = loss_sum.item() / seen
-                if not bar.disable:
-                    bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.4g}",
-                                    refresh=False)
-                    bar.update((i + 1) - bar.n)
-                if not math.isfinite(running):
-                    break
-        bar.close()
+        sums = _train_epoch(model, opt, plan, train, epoch_order(gen, len(train)).to(device), epoch, losses, opts,
+                            callbacks)
         plan.optimizer.eval_mode(opt)  # evaluate (and finally save) schedule-free SGD's averaged weights
-        train_loss = loss_sum.item() / seen
+        train_loss = sums.loss / sums.seen
         if not math.isfinite(train_loss):
-            message = (f"diverged: non-finite training loss in epoch {epoch} at lr={lr:.4g}; "
+            message = (f"diverged: non-finite training loss in epoch {epoch} at lr={sums.last_lr:.4g}; "
                        "lower the schedule's learning rate")
             return FitResult(history, model, diverged=True, message=message,
                              seconds=time.perf_counter() - start_all)
         record: dict[str, float] = {
             "epoch": epoch + 1,  # epochs completed: metrics are measured at the end of the epoch
             # the sample-weighted mean LR of the epoch: equals lr(e) with interval: epoch
-            "lr": lr_sum / seen,
+            "lr": sums.lr / sums.seen,
             "train_loss": train_loss,
-            "train_acc": correct.item() / seen,
+            "train_acc": sums.correct / sums.seen,
         }
         for name, split in evals.items():
             eval_loss, eval_acc = evaluate(model, split, opts.eval_batch_size, opts.channels_last)
@@ -186,3 +147,65 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
     return FitResult(history, model, seconds=time.perf_counter() - start_all,
                      final=dict(history[-1]) if history else {})
 
+
+def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+             y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update on one batch (forward, cross-entropy, backward, step); the logits and the loss."""
+    logits = forward(model, x)
+    loss = F.cross_entropy(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return logits, loss
+
+
+@dataclass
+class EpochSums:
+    """One epoch's training totals, weighted by batch size."""
+
+    lr: float
+    loss: float
+    correct: int
+    seen: int
+    last_lr: float
+
+
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, plan: Plan, train: Split, perm: torch.Tensor,
+                 epoch: int, losses: Sequence[float], opts: FitOptions, callbacks: Sequence[Callback]) -> EpochSums:
+    """Epoch ``epoch`` over ``perm``; a non-finite running loss ends it early (the caller reports it)."""
+    steps = steps_per_epoch(len(train), opts.batch_size)
+    lr, lr_to_set = plan.rates(epoch, losses)
+    _set_lr(opt, lr_to_set)
+    lr_sum = 0.0
+    loss_sum = torch.zeros((), device=train.x.device)
+    correct = torch.zeros((), device=train.x.device, dtype=torch.long)
+    seen = 0
+    # disable=None shows the bar only on a terminal, so DVC/CI logs stay readable
+    bar = tqdm(total=steps, desc=f"{opts.desc}epoch {epoch + 1}/{opts.epochs}",
+               disable=None if opts.progress else True, leave=False, unit="batch", dynamic_ncols=True)
+    for i in range(steps):
+        if plan.per_step:
+            t = epoch + i / steps
+            lr, lr_to_set = plan.rates(t)
+            _set_lr(opt, lr_to_set)
+            for cb in callbacks:
+                cb.on_step(epoch * steps + i, t, lr)
+        idx = perm[i * opts.batch_size:(i + 1) * opts.batch_size]
+        y = train.y[idx]
+        logits, loss = sgd_step(model, opt, train.x[idx], y)
+        lr_sum += lr * len(idx)
+        with torch.no_grad():
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == y).sum()
+        seen += len(idx)
+        if (i + 1) % REFRESH_EVERY == 0 or i + 1 == steps:
+            # checked with or without a bar (DVC and CI have none): a diverged epoch stops here
+            running = loss_sum.item() / seen
+            if not bar.disable:
+                bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.4g}",
+                                refresh=False)
+                bar.update((i + 1) - bar.n)
+            if not math.isfinite(running):
+                break
+    bar.close()
+    return EpochSums(lr_sum, loss_sum.item(), int(correct.item()), seen, lr)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from lrsched.analysis.results import RUN_EQUIVALENT
 from lrsched.config import Config
 from lrsched.core.callbacks import Tracker
 from lrsched.core.parallel import worker_count
+from lrsched.training.results import RUN_EQUIVALENT
 from lrsched.tuning.driver import run_study
 from lrsched.tuning.study import open_study, study_name
 from lrsched.tuning.summary import best_params, plot_study, summarize_study

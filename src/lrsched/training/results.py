@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from lrsched.analysis.stats import mean_ci
 from lrsched.core.io import atomic_path, write_json
+from lrsched.core.stats import mean_ci
 
 # One run-equivalent: one default 10-epoch run on the 60,000 training images. Compute budgets
 # count training images x epochs in these units, so they do not depend on the machine.
