@@ -91,8 +91,8 @@ python - "$device" <<'EOF'
 import sys
 import lrsched  # noqa: F401 - the pins, before torch
 import torch
-from lrsched.device import resolve_device
-from lrsched.pinning import environment
+from lrsched.core.device import resolve_device
+from lrsched.core.pinning import environment
 
 device = resolve_device(sys.argv[1])
 torch.zeros(1, device=device)  # starts CUDA, so the environment lists the GPU

@@ -286,7 +286,7 @@ def test_stages_starting_together_on_a_fresh_store_both_work(tmp_path: Path) -> 
 @pytest.mark.parametrize("where", ["local store", "server"])
 def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Path, monkeypatch, where) -> None:
     """Seeds in parallel processes insert the same dataset row at once: MLflow's loser hits the unique key."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException, RestException
     from sqlalchemy.exc import IntegrityError
 
     from lrsched.tracking.tracker import MlflowTracker
@@ -300,7 +300,8 @@ def test_a_dataset_logged_by_two_seeds_at_once_is_retried_not_fatal(tmp_path: Pa
         calls.append(run_id)
         if len(calls) == 1:  # the other seed's process inserted the row first (MLflow wraps the driver's error)
             if where == "server":  # a tracking server reports the database's error in its message only
-                raise MlflowException("(pymysql.err.IntegrityError) (1062, \"Duplicate entry 'fmnist' for key\")")
+                raise RestException({"error_code": "INTERNAL_ERROR",
+                                     "message": "(pymysql.err.IntegrityError) (1062, \"Duplicate entry 'fmnist' for key\")"})
             violation = IntegrityError("INSERT INTO datasets ...", {}, Exception("UNIQUE constraint failed"))
             raise MlflowException(violation) from violation
         return real(run_id, datasets)
