@@ -145,3 +145,19 @@ def test_update_readme_missing_marker(tmp_path: Path, capsys: pytest.CaptureFixt
     summary.write_text("# no table here\n")
     assert main(["--readme", str(readme), "--summary", str(summary)]) == 2
     assert "<!-- table:start -->" in capsys.readouterr().err and readme.read_text() == README
+
+
+def test_the_forest_plot_clips_a_ci_far_wider_than_the_rest(tmp_path) -> None:
+    """A pair with a failed run has a huge CI: its Δ stays in view, its bounds are written at the edges."""
+    from lrsched.reporting.plots import _forest_range, plot_forest
+
+    pairs = [{"name": n, "verdict": "worse", "n": 7, "delta": d, "ci": [d - 0.01, d + 0.01]}
+             for n, d in (("a", -0.02), ("b", -0.03))]
+    wide = {"name": "c", "verdict": "inconclusive", "n": 7, "delta": -0.13, "ci": [-0.72, 0.46]}
+    left, right = _forest_range([*pairs, wide], margin=0.005)
+    assert left < -0.13 < -0.04 < 0.005 < right  # every Δ, the typical CIs and the margin
+    assert -0.72 < left and right < 0.46       # not the outlier's CI
+    assert _forest_range(pairs, 0.005) == pytest.approx((-0.04 - 0.0036, 0.005 + 0.0036))
+    decisions = {"pairs": [*pairs, wide], "margin": 0.005, "leader": "z", "ci_level": 0.99}
+    plot_forest(decisions, tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"

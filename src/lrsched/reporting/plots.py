@@ -92,10 +92,23 @@ def _median_of(runs: Mapping[int, Mapping] | None, failed: Callable[[Mapping], b
 VERDICT_COLORS = {"worse": "C3", "better": "C2", "equivalent": "C0", "inconclusive": "0.5", "same config": "0.5"}
 
 
+def _forest_range(pairs: Sequence[Mapping], margin: float) -> tuple[float, float]:
+    """The x range that shows every Δ and the typical CIs: a CI far wider than the rest (a pair with a
+    failed run) is drawn clipped at the edge, with its bound written there, instead of squashing the others."""
+    widths = [p["ci"][1] - p["ci"][0] for p in pairs if p.get("ci")]
+    typical = statistics.median(widths) if widths else 0.0
+    ends = [-margin, margin, *(p["delta"] for p in pairs)]
+    ends += [end for p in pairs if p.get("ci") and p["ci"][1] - p["ci"][0] <= 5 * typical for end in p["ci"]]
+    lo, hi = min(ends), max(ends)
+    pad = 0.08 * (hi - lo)
+    return lo - pad, hi + pad
+
+
 def plot_forest(decisions: Mapping, path: str | Path) -> None:
     """Paired Δ against the leader with the corrected CIs, coloured by verdict, the margin shaded."""
     pairs = sorted([p for p in decisions["pairs"] if p.get("delta") is not None], key=lambda p: p["delta"])
     margin = decisions["margin"]
+    left, right = _forest_range(pairs, margin)
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * max(len(pairs), 1)))
     ax.axvspan(-margin, margin, color="C0", alpha=0.12, label=f"equivalence margin ±{margin}")
     ax.axvline(0, color="k", lw=0.8)
@@ -103,9 +116,16 @@ def plot_forest(decisions: Mapping, path: str | Path) -> None:
     for y, p in enumerate(pairs):
         color = VERDICT_COLORS.get(p["verdict"], "0.5")
         lo, hi = p["ci"] if p.get("ci") else (p["delta"], p["delta"])
-        ax.errorbar([p["delta"]], [y], xerr=[[p["delta"] - lo], [hi - p["delta"]]], fmt="o", color=color,
+        shown_lo, shown_hi = max(lo, left), min(hi, right)
+        ax.errorbar([p["delta"]], [y], xerr=[[p["delta"] - shown_lo], [shown_hi - p["delta"]]], fmt="o", color=color,
                     capsize=3, label=None if p["verdict"] in shown else p["verdict"])
+        for bound, edge, align, arrow in ((lo, left, "left", "◀ "), (hi, right, "right", " ▶")):
+            if bound != (shown_lo if align == "left" else shown_hi):  # clipped: say where the CI really ends
+                text = f"{arrow.strip()} {bound:+.3f}" if align == "left" else f"{bound:+.3f} {arrow.strip()}"
+                ax.annotate(text, (edge, y), xytext=(0, 5), textcoords="offset points", ha=align, fontsize=7,
+                            color=color)
         shown.add(p["verdict"])
+    ax.set_xlim(left, right)
     ax.set_yticks(range(len(pairs)))
     ax.set_yticklabels([f"{p['name']} (n={p['n']})" for p in pairs], fontsize=8)
     ax.set_ylim(-0.7, len(pairs) - 0.3)
@@ -113,5 +133,5 @@ def plot_forest(decisions: Mapping, path: str | Path) -> None:
     ax.set(xlabel=f"paired Δ test accuracy vs leader {decisions['leader']} ({level:.2%} CI, corrected)",
            title=f"Tuned schedules against the leader, {decisions['leader']}")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left")  # the top rows sit near 0: the leader's closest rivals
     save(fig, path)
