@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import (
+    ROOT,
     env,
     free_port,
     project_copy,
@@ -382,3 +383,45 @@ def test_a_second_signal_during_a_runs_teardown_still_ends_it_killed(tmp_path: P
             raise KeyboardInterrupt
     run = client_for(uri).get_run(run_id)
     assert run.info.status == "KILLED" and run.data.metrics == {"lr_step": 0.1}
+
+
+def test_the_stages_system_run_hangs_under_the_run_mlflow_run_made_and_never_takes_it(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    """Under `mlflow run`, the stage's system metrics are a child run; the stage's own run still
+    adopts the run MLflow made, however the two are ordered."""
+    from lrsched.cli import system_metrics
+    from lrsched.config import load_config
+    from lrsched.tracking.tracker import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path}/t.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    c = client_for(uri)
+    made = c.create_run(c.create_experiment("lrsched")).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", made)
+    tracker = MlflowTracker.open("lrsched", {})
+    cfg = load_config(ROOT / "params.yaml", [])
+    with system_metrics(cfg, tracker, "train@cosine"):
+        pass
+    with tracker.run("cosine", {"a": 1}, {}):
+        pass
+    runs = {r.info.run_name: r for r in c.search_runs([c.get_experiment_by_name("lrsched").experiment_id])}
+    assert set(runs) == {"train@cosine-system", "cosine"}
+    assert runs["cosine"].info.run_id == made
+    assert runs["train@cosine-system"].data.tags["mlflow.parentRunId"] == made
+
+
+def test_system_metrics_that_cannot_be_logged_never_cost_the_stage_its_results(caplog) -> None:
+    from lrsched.cli import system_metrics
+    from lrsched.config import load_config
+
+    class Unreachable:
+        def run(self, *args, **kwargs):
+            raise ConnectionError("http://user:hunter2@tracking.example:5000 refused the connection")
+
+    cfg = load_config(ROOT / "params.yaml", [])
+    finished = []
+    with system_metrics(cfg, Unreachable(), "compare"):
+        finished.append(True)
+    assert finished == [True]
+    assert "system metrics of compare not logged (ConnectionError" in caplog.text
+    assert "hunter2" not in caplog.text

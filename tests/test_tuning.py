@@ -162,6 +162,39 @@ def test_parallel_study_is_the_same_trial_for_trial_on_every_run(toy_cfg, tmp_pa
     assert len({str(params) for _, _, params, _, _ in runs[0]}) == 4
 
 
+def test_queued_and_finished_trials_of_a_batch_stay_alive_until_told(toy_cfg, monkeypatch) -> None:
+    """A batch larger than the process count: the trials waiting their turn, and one that finished
+    first, have heartbeats, so a concurrent worker's stale sweep fails none of them."""
+    import sqlite3
+
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    from lrsched.core.callbacks import NullTracker
+    from lrsched.tuning import driver, storage, trials
+    from lrsched.tuning.study import open_study
+
+    monkeypatch.setattr(storage, "GRACE_S", 1)
+    monkeypatch.setattr(trials, "HEARTBEAT_S", 0.2)
+    study = open_study(toy_cfg, "cosine")
+    seen: dict[str, object] = {}
+
+    def train(jobs):
+        # the first job ran in a worker, beat once and finished; the others wait their turn
+        first = trials.trial_id(storage.open_storage(toy_cfg.tune.storage), study.study_name, jobs[0].number)
+        with trials.heartbeat(storage.open_storage(toy_cfg.tune.storage), [first]):
+            pass
+        time.sleep(2.5)  # well past the grace period
+        with sqlite3.connect(toy_cfg.tune.storage) as db:
+            seen["beating"] = {row[0] for row in db.execute("SELECT trial_id FROM trial_heartbeats")}
+        fail_stale_trials(open_study(toy_cfg, "cosine"))  # another worker's sweep
+        return [trials.Outcome("COMPLETE", 0.5, image_epochs=1) for _ in jobs]
+
+    done = driver._loop(study, toy_cfg, "cosine", NullTracker(), None, n_trials=3, batch_size=3, train=train)
+    assert [t.state for t in done.trials] == [TrialState.COMPLETE] * 3
+    assert seen["beating"] == {t._trial_id for t in done.trials}
+
+
 def test_diverging_trial_fails_with_its_reason_and_the_study_goes_on(toy_cfg) -> None:
     from optuna.trial import TrialState
 

@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 from lrsched.config import Config, load_config
 from lrsched.core.errors import LrschedError, Terminated
 from lrsched.core.signals import install_signal_handlers
+from lrsched.core.urls import mask_password
 
 log = logging.getLogger("lrsched")
 
@@ -126,8 +127,12 @@ def system_metrics(cfg: Config, tracker, stage: str) -> Iterator[None]:
 
     with SystemSampler() as sampler:
         yield
-    with tracker.run(f"{stage}-system", {}, {"lrsched.kind": "system"}) as logger:
-        log_system_metrics(logger, sampler)
+    try:  # best effort: the stage's results come first, and are written after this
+        with tracker.run(f"{stage}-system", {}, {"lrsched.kind": "system"}, adopt=False) as logger:
+            log_system_metrics(logger, sampler)
+    except Exception as exc:
+        log.warning("system metrics of %s not logged (%s: %s)", stage, type(exc).__name__,
+                    mask_password(str(exc))[:200])
 
 
 def run_main(main: Callable[[], None]) -> None:

@@ -23,13 +23,22 @@ def is_duplicate(exc: BaseException | None) -> bool:
         if isinstance(exc, IntegrityError):
             return True
         orig = getattr(exc, "orig", None)
-        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        if code in DUPLICATE_SQLSTATES:
-            return True
-        if orig is not None and getattr(orig, "args", None) and orig.args[0] in DUPLICATE_MYSQL_ERRNOS:
+        if _code(orig) in DUPLICATE_SQLSTATES or _code(orig) in DUPLICATE_MYSQL_ERRNOS:
             return True
         # SQLite gives CREATE TABLE's race no code of its own (SQLITE_ERROR): its type plus the text
         if isinstance(orig or exc, sqlite3.OperationalError) and "already exists" in str(orig or exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _code(orig: object) -> str | int | None:
+    """The driver's error code: psycopg's ``sqlstate``/``pgcode``, pg8000's ``args[0]["C"]``,
+    or MySQL drivers' ``args[0]`` errno."""
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is not None:
+        return code
+    first = (getattr(orig, "args", None) or (None,))[0]
+    if isinstance(first, dict):  # pg8000: the server's fields, keyed by their protocol letter
+        return first.get("C")
+    return first if isinstance(first, int) else None

@@ -81,19 +81,22 @@ class MlflowTracker:
 
     @contextlib.contextmanager
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
-            parent: str | None = None) -> Iterator[MlflowRunLogger]:
+            parent: str | None = None, adopt: bool = True) -> Iterator[MlflowRunLogger]:
+        """One tracked run. ``adopt=False``: never the run `mlflow run` made (a side run, such as
+        the stage's system metrics, hangs under it instead)."""
         all_tags = {**self.base_tags, **{k: mask_password(str(v)) for k, v in tags.items()},
                     "lrsched.host": socket.gethostname(), "lrsched.pid": str(os.getpid()),
                     "lrsched.stage_pid": str(getattr(self, "stage_pid", os.getpid()))}
-        if parent or self._outer_parent:
-            all_tags["mlflow.parentRunId"] = parent or self._outer_parent
+        hang_under = parent or self._outer_parent or (None if adopt else self._adopt)
+        if hang_under:
+            all_tags["mlflow.parentRunId"] = hang_under
         run_id: str | None = None
         logger: MlflowRunLogger | None = None
         status = RunStatus.to_string(RunStatus.FINISHED)
         try:
             # created inside the try: a Ctrl-C that arrives while the run is being created ends it KILLED
             with self.client.uninterrupted():
-                if self._adopt and not parent:
+                if adopt and self._adopt and not parent:
                     run_id, self._adopt = self._adopt, None
                     self.client.set_tag(run_id, "mlflow.runName", name)
                     for key, value in all_tags.items():

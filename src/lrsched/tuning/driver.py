@@ -26,12 +26,12 @@ from lrsched.config import Config
 from lrsched.core.callbacks import Tracker
 from lrsched.core.parallel import Workers, worker_count
 from lrsched.training.setup import check_inputs
-from lrsched.tuning.storage import HEARTBEAT_S
+from lrsched.tuning.storage import HEARTBEAT_S, open_storage
 from lrsched.tuning.study import default_params, open_study, suggest
-from lrsched.tuning.trials import Outcome, TrialJob, run_trial, trial_data
+from lrsched.tuning.trials import Outcome, TrialJob, heartbeat, run_trial, trial_data, trial_id
 
 log = logging.getLogger(__name__)
-# Batches use ask/tell; their trials write heartbeats from the worker (trials.heartbeat).
+# Batches use ask/tell; their trials write heartbeats themselves (trials.heartbeat).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 FAIL_REASON = "fail_reason"  # user attr of trials *we* failed (diverged, invalid combination)
 SURPLUS = "surplus: the study already had its trials when this one started"
@@ -96,6 +96,7 @@ def _drive(cfg: Config, schedule: str, tracker: Tracker, parent: str | None, n_t
 
 def _loop(study: optuna.Study, cfg: Config, schedule: str, tracker: Tracker, parent: str | None, n_trials: int,
           batch_size: int, train: Callable[[list[TrialJob]], list[Outcome]]) -> optuna.Study:
+    storage = open_storage(cfg.tune.storage)  # for heartbeats: the study's own storage is private
     while True:
         fail_stale_trials(study)  # a dead process's trial -> FAIL, and a WAITING retry is enqueued
         trials = study.get_trials(deepcopy=False)
@@ -110,17 +111,20 @@ def _loop(study: optuna.Study, cfg: Config, schedule: str, tracker: Tracker, par
         batch = [trial for trial in batch if not _surplus(study, trial, n_trials)]
         jobs = [TrialJob(schedule, study.study_name, t.number, suggest(t, cfg.tune.space[schedule]), tracker, parent)
                 for t in batch]
-        try:
-            outcomes = train(jobs)
-        except BaseException:
-            for trial in batch:  # interrupted, or a worker died: these trials did not finish
-                with contextlib.suppress(Exception):
-                    study.tell(trial, state=TrialState.FAIL)
-                    # not counted (no fail_reason); a rerun tries the same params first (the params.yaml one too)
-                    study.enqueue_trial(trial.params, user_attrs=trial.user_attrs)
-            raise
-        for trial, outcome in zip(batch, outcomes):
-            tell(study, trial, outcome)
+        # This process beats for every asked trial until it is told: a batch larger than the
+        # process count waits its turn, and a finished trial waits for its batch, without going stale.
+        with heartbeat(storage, [trial_id(storage, study.study_name, t.number) for t in batch]):
+            try:
+                outcomes = train(jobs)
+            except BaseException:
+                for trial in batch:  # interrupted, or a worker died: these trials did not finish
+                    with contextlib.suppress(Exception):
+                        study.tell(trial, state=TrialState.FAIL)
+                        # not counted (no fail_reason); a rerun tries the same params first (the params.yaml one too)
+                        study.enqueue_trial(trial.params, user_attrs=trial.user_attrs)
+                raise
+            for trial, outcome in zip(batch, outcomes):
+                tell(study, trial, outcome)
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:

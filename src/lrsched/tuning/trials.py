@@ -99,22 +99,28 @@ def train_trial(data: TrialData, schedule: str, trial: optuna.Trial, params: dic
 
 
 @contextlib.contextmanager
-def heartbeat(storage: RDBStorage, trial_id: int) -> Iterator[None]:
-    """Tell other workers this trial is alive, so only a dead process's trial goes stale."""
+def heartbeat(storage: RDBStorage, trial_ids: list[int]) -> Iterator[None]:
+    """Tell other workers these trials are alive, so only a dead process's trial goes stale."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
-            storage.record_heartbeat(trial_id)
+            for trial_id in trial_ids:
+                storage.record_heartbeat(trial_id)
             stop.wait(HEARTBEAT_S)
 
-    thread = threading.Thread(target=beat, daemon=True)
+    thread = threading.Thread(target=beat, name="trial-heartbeat", daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+
+
+def trial_id(storage: RDBStorage, study_name: str, number: int) -> int:
+    """A trial's storage id from its study and number (the public route to it)."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,6 @@ def run_trial(data: TrialData, job: TrialJob) -> Outcome:
     if data.study is None or data.study.study_name != job.study_name:
         data.study = optuna.load_study(study_name=job.study_name, storage=data.storage,
                                        pruner=make_pruner(data.cfg.tune.pruner))
-    study_id = data.storage.get_study_id_from_name(job.study_name)
-    trial_id = data.storage.get_trial_id_from_study_id_trial_number(study_id, job.number)
-    with heartbeat(data.storage, trial_id):
-        return train_trial(data, job.schedule, optuna.Trial(data.study, trial_id), job.params, job.tracker,
-                           job.parent)
+    this = trial_id(data.storage, job.study_name, job.number)
+    with heartbeat(data.storage, [this]):  # the parent beats too; this one also covers a parent that is busy
+        return train_trial(data, job.schedule, optuna.Trial(data.study, this), job.params, job.tracker, job.parent)
