@@ -441,8 +441,8 @@ def test_schedule_free_trials_train_with_the_sampled_lr_and_the_fixed_momentum(t
     given = []
     real = optim.make_optimizer
 
-    def spy(params, plan, momentum, weight_decay):
-        opt = real(params, plan, momentum, weight_decay)
+    def spy(params, optimizer, momentum, weight_decay):
+        opt = real(params, optimizer, momentum, weight_decay)
         group = opt.param_groups[0]
         given.append((type(opt).__name__, group["lr"], group["momentum"], group["weight_decay"]))
         return opt

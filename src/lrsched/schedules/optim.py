@@ -10,12 +10,9 @@ The registry turns params.yaml's ``optimizer:`` name into one of these, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Iterable, Protocol
+from typing import ClassVar, Iterable, Protocol
 
 import torch
-
-if TYPE_CHECKING:
-    from lrsched.schedules.curves import Plan
 
 
 class Optimizer(Protocol):
@@ -84,7 +81,7 @@ class ScheduleFreeSGD:
         opt.eval()
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], plan: Plan, momentum: float,
+def make_optimizer(params: Iterable[torch.nn.Parameter], optimizer: Optimizer, momentum: float,
                    weight_decay: float) -> torch.optim.Optimizer:
-    """The torch optimizer ``plan`` names, over ``params``."""
-    return plan.optimizer.build(params, momentum, weight_decay)
+    """The torch optimizer that ``optimizer`` (a plan's) builds, over ``params``."""
+    return optimizer.build(params, momentum, weight_decay)

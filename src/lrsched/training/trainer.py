@@ -109,7 +109,7 @@ def fit(plan: Plan | Schedule, train: Split, evals: dict[str, Split], seed: int,
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     train = Split(train.x.contiguous(memory_format=fmt), train.y)
-    opt = make_optimizer(model.parameters(), plan, opts.momentum, opts.weight_decay)
+    opt = make_optimizer(model.parameters(), plan.optimizer, opts.momentum, opts.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     losses: list[float] = []  # per finished epoch, for metric-driven schedules
     history: list[dict[str, float]] = []
