@@ -170,16 +170,23 @@ def finish(proc: subprocess.Popen, timeout: float = DEADLINE_S) -> tuple[int, st
     return proc.returncode, err, time.monotonic() - began
 
 
-def left_in_session(sid: int) -> list[str]:
-    """Processes of a stage's session (its workers) still alive."""
-    left = []
-    for p in psutil.process_iter(["pid", "status", "cmdline"]):
-        try:
-            if os.getsid(p.pid) == sid and p.info["status"] != psutil.STATUS_ZOMBIE:
-                left.append(" ".join(p.info["cmdline"] or []))
-        except (ProcessLookupError, PermissionError):
-            continue
-    return left
+def left_in_session(sid: int, settle_s: float = 3.0) -> list[str]:
+    """Processes of a stage's session (its workers) still alive ``settle_s`` after the stage ended.
+
+    The short wait lets a process that is already exiting (multiprocessing's resource tracker
+    sees the stage's pipe close; its command line is empty by then) finish doing so."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        left = []
+        for p in psutil.process_iter(["pid", "status", "cmdline"]):
+            try:
+                if os.getsid(p.pid) == sid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                    left.append(f"{p.pid} {p.info['status']}: {' '.join(p.info['cmdline'] or [])}")
+            except (ProcessLookupError, PermissionError):
+                continue
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
 
 
 def client(tmp_path: Path):
