@@ -177,12 +177,12 @@ def test_queued_and_finished_trials_of_a_batch_stay_alive_until_told(toy_cfg, mo
     monkeypatch.setattr(storage, "GRACE_S", 1)
     monkeypatch.setattr(trials, "HEARTBEAT_S", 0.2)
     study = open_study(toy_cfg, "cosine")
+    store = storage.open_storage(toy_cfg.tune.storage)
     seen: dict[str, object] = {}
 
     def train(jobs):
         # the first job ran in a worker, beat once and finished; the others wait their turn
-        first = trials.trial_id(storage.open_storage(toy_cfg.tune.storage), study.study_name, jobs[0].number)
-        with trials.heartbeat(storage.open_storage(toy_cfg.tune.storage), [first]):
+        with trials.heartbeat(store, [trials.trial_id(store, study.study_name, jobs[0].number)]):
             pass
         time.sleep(2.5)  # well past the grace period
         with sqlite3.connect(toy_cfg.tune.storage) as db:
@@ -192,7 +192,7 @@ def test_queued_and_finished_trials_of_a_batch_stay_alive_until_told(toy_cfg, mo
 
     done = driver._loop(study, toy_cfg, "cosine", NullTracker(), None, n_trials=3, batch_size=3, train=train)
     assert [t.state for t in done.trials] == [TrialState.COMPLETE] * 3
-    assert seen["beating"] == {t._trial_id for t in done.trials}
+    assert seen["beating"] == {trials.trial_id(store, done.study_name, t.number) for t in done.trials}
 
 
 def test_diverging_trial_fails_with_its_reason_and_the_study_goes_on(toy_cfg) -> None:
