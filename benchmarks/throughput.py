@@ -24,9 +24,11 @@ score the test set after every epoch:
 Without ``--threads``, a pinned process (the default: ``lrsched.pinning``) runs 1
 thread, the study's configuration. Each *full* run (training plus the per-epoch evaluations; data loading excluded) is
 timed with ``time.perf_counter``. Throughput is ``epochs * 60000 / seconds``: training
-images per second of wall time, evaluation included in the denominator. The loops run
-interleaved (a, b, a, b, ...) in one process so background load and thermal drift hit
-both alike. The last two lines are ``speedup vs article: X.XX`` = median(c) / median(a)
+images per second of wall time, evaluation included in the denominator. Each timed run
+is a fresh process set up the way its loop's program sets itself up: (c) as a stage
+does (``lrsched.training.setup``: 1 thread, and the heap kept, ``lrsched.core.heap``),
+(a) and (b) with 1 thread and glibc's default heap, as at feed452. The runs are
+interleaved (a, b, c, a, b, c, ...) so background load and thermal drift hit all alike. The last two lines are ``speedup vs article: X.XX`` = median(c) / median(a)
 and ``speedup vs baseline: X.XX`` = median(c) / median(b).
 
 ``--pinning`` instead measures what portable CPU numbers cost and what parallel
@@ -69,6 +71,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
+from lrsched.core.heap import keep_freed_memory
 from lrsched.core.pinning import configure_torch, pinning_enabled
 from lrsched.data import Split, load_split, raw_dir
 from lrsched.schedules import curves as S
@@ -204,11 +207,17 @@ def _generated(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor
     return x, y
 
 
+def describe_data(root: Path) -> str:
+    if raw_dir(root).is_dir():
+        return f"real FashionMNIST from {raw_dir(root)}"
+    return f"generated random data ({raw_dir(root)} not found; accuracies are chance level)"
+
+
 def load_data(root: Path) -> Data:
     to_tensor = transforms.ToTensor()
     if raw_dir(root).is_dir():
         return Data(
-            description=f"real FashionMNIST from {raw_dir(root)}",
+            description=describe_data(root),
             train_ds=datasets.FashionMNIST(str(root), train=True, transform=to_tensor, download=False),
             test_ds=datasets.FashionMNIST(str(root), train=False, transform=to_tensor, download=False),
             train=load_split(root, train=True),
@@ -217,7 +226,7 @@ def load_data(root: Path) -> Data:
     gen = torch.Generator().manual_seed(0)
     (xtr, ytr), (xte, yte) = _generated(N_TRAIN, gen), _generated(N_TEST, gen)
     return Data(
-        description=f"generated random data ({raw_dir(root)} not found; accuracies are chance level)",
+        description=describe_data(root),
         train_ds=GeneratedFashion(xtr, ytr, to_tensor),
         test_ds=GeneratedFashion(xte, yte, to_tensor),
         # the same scaling ToTensor applies, so (a), (b) and (c) see identical pixels
@@ -308,16 +317,43 @@ def print_table(rows: list[tuple[str, list[Run]]], epochs: int) -> None:
         print(f"{name:<22}{statistics.median(rates):>14,.0f}{spread:>20}{acc:>10.4f}")
 
 
-def one_run(data_root: Path, epochs: int, seed: int) -> None:
-    """A child of ``--pinning``: one lrsched fit with this process's pins; prints its seconds."""
+LOOPS = {"article": run_article, "baseline": run_baseline, "lrsched": run_lrsched,
+         "compiled": lambda data, lr, epochs, seed: run_lrsched(data, lr, epochs, seed, compile_model=True)}
+
+
+def one_run(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None) -> None:
+    """A child process: one timed run of ``loop``, set up as that loop's program sets itself up;
+    prints ``RESULT seconds ISA threads test_acc``."""
     from lrsched.core.pinning import environment
 
-    if pinning_enabled():
+    if threads:  # --threads: an explicit count; else the study's configuration (1 thread when pinned)
+        torch.set_num_threads(threads)
+    elif pinning_enabled():
         configure_torch(1)
+    if loop in ("lrsched", "compiled"):
+        keep_freed_memory()  # as every training stage's process does (lrsched.training.setup.load_datasets)
     data = load_data(data_root)
-    run = run_lrsched(data, 0.3, epochs, seed)
+    warm_up()
+    run = LOOPS[loop](data, lr, epochs, seed)
     env = environment()
     print(f"RESULT {run.seconds:.3f} {env['cpu_capability']} {env['threads']} {run.test_acc:.4f}", flush=True)
+
+
+def child_command(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None) -> list[str]:
+    cmd = [sys.executable, __file__, "--one-run", loop, "--data-root", str(data_root), "--lr", str(lr),
+           "--epochs", str(epochs), "--seed", str(seed)]
+    return cmd + (["--threads", str(threads)] if threads else [])
+
+
+def timed_run(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None) -> Run:
+    import subprocess
+
+    proc = subprocess.run(child_command(loop, data_root, lr, epochs, seed, threads), stdout=subprocess.PIPE,
+                          text=True, check=False)
+    result = [line.split() for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    if proc.returncode or not result:
+        raise SystemExit(f"the {loop} run failed (exit {proc.returncode}): {proc.stdout[-2000:]}")
+    return Run(float(result[0][1]), float(result[0][4]))
 
 
 def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
@@ -329,10 +365,9 @@ def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
     def launch(n: int, pinned: bool) -> tuple[float, list[list[str]]]:
         env = {k: v for k, v in os.environ.items() if k not in PINS}  # this process's own pins out
         env["LRSCHED_PIN"] = "1" if pinned else "0"  # the child pins (or not) before importing torch
-        cmd = [sys.executable, __file__, "--one-run", "--epochs", str(epochs), "--data-root", str(data_root)]
         t0 = time.perf_counter()
-        procs = [subprocess.Popen([*cmd, "--seed", str(i)], env=env, stdout=subprocess.PIPE, text=True)
-                 for i in range(n)]
+        procs = [subprocess.Popen(child_command("lrsched", data_root, 0.3, epochs, i, None), env=env,
+                                  stdout=subprocess.PIPE, text=True) for i in range(n)]
         outs = [p.communicate()[0] for p in procs]
         wall = time.perf_counter() - t0
         if any(p.returncode for p in procs):
@@ -406,29 +441,27 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="with --pinning: parallel processes (default 2)")
     parser.add_argument("--profile", action="store_true",
                         help="instead: self-CPU share per operator of 30 steps, baseline vs today's fit")
-    parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-run", choices=list(LOOPS), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_run:
-        return one_run(args.data_root, args.epochs or 1, args.seed)
+        return one_run(args.one_run, args.data_root, args.lr, args.epochs or 1, args.seed, args.threads)
     if args.pinning:
         return pinning_table(args.data_root, args.epochs or 1, args.processes)
     epochs = args.epochs if args.epochs is not None else (10 if args.accuracy else 1)
     repeats = args.repeats  # with --accuracy: one seed per repeat, compared as a mean over seeds
     if epochs < 1 or repeats < 1:
         parser.error("--epochs and --repeats must be at least 1")
-    if args.threads:  # 0 or absent: the study's configuration (1 thread when pinned), else torch's default
-        torch.set_num_threads(args.threads)
-    elif pinning_enabled():
-        configure_torch(1)
-
-    data = load_data(args.data_root)
     if args.profile:
-        return profile_table(data, args.lr, repeats)
-    print(f"data: {data.description}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; LeNet, SGD lr={args.lr}, "
-          f"batch {BATCH_SIZE}, {epochs} epoch(s) with per-epoch test eval, {repeats} run(s) per loop")
-    warm_up()
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        elif pinning_enabled():
+            configure_torch(1)
+        return profile_table(load_data(args.data_root), args.lr, repeats)
+    print(f"data: {describe_data(args.data_root)}")
+    threads = args.threads or (1 if pinning_enabled() else torch.get_num_threads())
+    print(f"torch {torch.__version__}, {threads} thread(s); LeNet, SGD lr={args.lr}, batch {BATCH_SIZE}, "
+          f"{epochs} epoch(s) with per-epoch test eval, {repeats} run(s) per loop, each in its own process")
 
     article: list[Run] = []
     baseline: list[Run] = []
@@ -436,11 +469,14 @@ def main() -> None:
     compiled: list[Run] = []
     for rep in range(repeats):
         # interleaved, same seed per round: all see the same load and the same initial weights
-        article.append(run_article(data, args.lr, epochs, seed=rep))
-        baseline.append(run_baseline(data, args.lr, epochs, seed=rep))
-        ours.append(run_lrsched(data, args.lr, epochs, seed=rep))
+        def run(loop: str) -> Run:
+            return timed_run(loop, args.data_root, args.lr, epochs, rep, args.threads)
+
+        article.append(run("article"))
+        baseline.append(run("baseline"))
+        ours.append(run("lrsched"))
         if args.compile:
-            compiled.append(run_lrsched(data, args.lr, epochs, seed=rep, compile_model=True))
+            compiled.append(run("compiled"))
         extra = f"  (d) {compiled[-1].seconds:.1f}s" if compiled else ""
         print(f"  run {rep + 1}: (a) {article[-1].seconds:.1f}s  (b) {baseline[-1].seconds:.1f}s  "
               f"(c) {ours[-1].seconds:.1f}s{extra}", flush=True)

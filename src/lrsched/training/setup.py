@@ -14,6 +14,7 @@ import torch
 from lrsched.config import Config
 from lrsched.core.device import resolve_device
 from lrsched.core.errors import ConfigError
+from lrsched.core.heap import keep_freed_memory
 from lrsched.core.pinning import configure_torch
 from lrsched.data import Split, check_split, load_split, steps_per_epoch
 from lrsched.schedules.curves import Plan
@@ -37,8 +38,9 @@ class Datasets:
 
 
 def load_datasets(cfg: Config) -> Datasets:
-    """Pin this process's threads, then put both splits on the training device."""
+    """Set this process up to train (its threads, its heap), then put both splits on the training device."""
     configure_torch(cfg.train.threads)
+    keep_freed_memory()
     device = resolve_device(cfg.train.device)
     train = load_split(cfg.data.root, train=True, limit=cfg.data.limit_train).to(device)
     test = load_split(cfg.data.root, train=False, limit=cfg.data.limit_test).to(device)
