@@ -23,7 +23,8 @@ def is_duplicate(exc: BaseException | None) -> bool:
         if isinstance(exc, IntegrityError):
             return True
         orig = getattr(exc, "orig", None)
-        if _code(orig) in DUPLICATE_SQLSTATES or _code(orig) in DUPLICATE_MYSQL_ERRNOS:
+        code = _code(orig)
+        if code in DUPLICATE_SQLSTATES or code in DUPLICATE_MYSQL_ERRNOS:
             return True
         # SQLite gives CREATE TABLE's race no code of its own (SQLITE_ERROR): its type plus the text
         if isinstance(orig or exc, sqlite3.OperationalError) and "already exists" in str(orig or exc):

@@ -31,7 +31,7 @@ from lrsched.tuning.study import default_params, open_study, suggest
 from lrsched.tuning.trials import Outcome, TrialJob, heartbeat, run_trial, trial_data, trial_id
 
 log = logging.getLogger(__name__)
-# Batches use ask/tell; their trials write heartbeats themselves (trials.heartbeat).
+# Batches use ask/tell; the process that asks a batch writes its trials' heartbeats (_loop).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 FAIL_REASON = "fail_reason"  # user attr of trials *we* failed (diverged, invalid combination)
 SURPLUS = "surplus: the study already had its trials when this one started"

@@ -140,12 +140,12 @@ class TrialJob:
 
 
 def run_trial(data: TrialData, job: TrialJob) -> Outcome:
-    """Worker side: the asked trial, reporting its epochs to the shared storage, with heartbeats."""
+    """Worker side: the asked trial, reporting its epochs to the shared storage."""
     if data.storage is None:
         data.storage = open_storage(data.cfg.tune.storage)
     if data.study is None or data.study.study_name != job.study_name:
         data.study = optuna.load_study(study_name=job.study_name, storage=data.storage,
                                        pruner=make_pruner(data.cfg.tune.pruner))
+    # no heartbeat here: the process that asked the trial beats for it until it is told (driver._loop)
     this = trial_id(data.storage, job.study_name, job.number)
-    with heartbeat(data.storage, [this]):  # the parent beats too; this one also covers a parent that is busy
-        return train_trial(data, job.schedule, optuna.Trial(data.study, this), job.params, job.tracker, job.parent)
+    return train_trial(data, job.schedule, optuna.Trial(data.study, this), job.params, job.tracker, job.parent)
