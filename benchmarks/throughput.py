@@ -6,6 +6,7 @@ Run from the project root (with the venv active)::
     python benchmarks/throughput.py --repeats 5 --threads 1
     python benchmarks/throughput.py --accuracy --repeats 3  # final test accuracy, mean over 3 seeds
     python benchmarks/throughput.py --profile             # self-CPU share per operator, baseline vs today
+    python benchmarks/throughput.py --heap --repeats 3    # lrsched fit: glibc's default heap vs the kept heap
 
 What it measures. Both loops train the article's LeNet (``lrsched.model.lenet``) with
 plain SGD at a constant learning rate, batch size 256, for ``--epochs`` epochs, and
@@ -321,39 +322,74 @@ LOOPS = {"article": run_article, "baseline": run_baseline, "lrsched": run_lrsche
          "compiled": lambda data, lr, epochs, seed: run_lrsched(data, lr, epochs, seed, compile_model=True)}
 
 
-def one_run(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None) -> None:
+def one_run(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None,
+            default_heap: bool = False) -> None:
     """A child process: one timed run of ``loop``, set up as that loop's program sets itself up;
-    prints ``RESULT seconds ISA threads test_acc``."""
+    prints ``RESULT seconds ISA threads test_acc cpu_s sys_s minor_faults max_rss_mib``."""
+    import resource
+
     from lrsched.core.pinning import environment
 
     if threads:  # --threads: an explicit count; else the study's configuration (1 thread when pinned)
         torch.set_num_threads(threads)
     elif pinning_enabled():
         configure_torch(1)
-    if loop in ("lrsched", "compiled"):
+    if loop in ("lrsched", "compiled") and not default_heap:
         keep_freed_memory()  # as every training stage's process does (lrsched.training.setup.load_datasets)
     data = load_data(data_root)
     warm_up()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     run = LOOPS[loop](data, lr, epochs, seed)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     env = environment()
-    print(f"RESULT {run.seconds:.3f} {env['cpu_capability']} {env['threads']} {run.test_acc:.4f}", flush=True)
+    print(f"RESULT {run.seconds:.3f} {env['cpu_capability']} {env['threads']} {run.test_acc:.4f} {cpu:.3f} "
+          f"{after.ru_stime - before.ru_stime:.3f} {after.ru_minflt - before.ru_minflt} {after.ru_maxrss // 1024}",
+          flush=True)
 
 
-def child_command(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None) -> list[str]:
+def child_command(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None,
+                  default_heap: bool = False) -> list[str]:
     cmd = [sys.executable, __file__, "--one-run", loop, "--data-root", str(data_root), "--lr", str(lr),
            "--epochs", str(epochs), "--seed", str(seed)]
-    return cmd + (["--threads", str(threads)] if threads else [])
+    return cmd + (["--threads", str(threads)] if threads else []) + (["--default-heap"] if default_heap else [])
+
+
+def child_result(cmd: list[str]) -> list[str]:
+    """Run one child; its RESULT fields."""
+    import subprocess
+
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+    result = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    if proc.returncode or not result:
+        raise SystemExit(f"a benchmark run failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}")
+    return result[0]
 
 
 def timed_run(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None) -> Run:
-    import subprocess
+    fields = child_result(child_command(loop, data_root, lr, epochs, seed, threads))
+    return Run(float(fields[0]), float(fields[3]))
 
-    proc = subprocess.run(child_command(loop, data_root, lr, epochs, seed, threads), stdout=subprocess.PIPE,
-                          text=True, check=False)
-    result = [line.split() for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    if proc.returncode or not result:
-        raise SystemExit(f"the {loop} run failed (exit {proc.returncode}): {proc.stdout[-2000:]}")
-    return Run(float(result[0][1]), float(result[0][4]))
+
+def heap_table(data_root: Path, epochs: int, repeats: int) -> None:
+    """lrsched fit with glibc's default heap vs the kept heap (``lrsched.core.heap``), interleaved."""
+    configs = [("default heap", True), ("kept heap", False)]
+    rows: dict[str, list[list[float]]] = {name: [] for name, _ in configs}
+    for rep in range(repeats):
+        for name, default_heap in configs:
+            fields = child_result(child_command("lrsched", data_root, 0.3, epochs, rep, None, default_heap))
+            rows[name].append([float(f) for f in (fields[0], fields[4], fields[5], fields[6], fields[7], fields[3])])
+            print(f"  run {rep + 1} {name}: {fields[0]} s wall, {fields[4]} s CPU ({fields[5]} s system), "
+                  f"{int(fields[6]):,} minor faults", flush=True)
+    print(f"{'lrsched fit, ' + str(epochs) + ' epoch(s)':<24}{'wall s':>8}{'CPU s':>8}{'system s':>10}"
+          f"{'minor faults':>14}{'max RSS MiB':>13}{'test acc':>10}")
+    medians = {}
+    for name, runs in rows.items():
+        med = [statistics.median(col) for col in zip(*runs)]
+        medians[name] = med
+        print(f"{name:<24}{med[0]:>8.2f}{med[1]:>8.2f}{med[2]:>10.2f}{med[3]:>14,.0f}{med[4]:>13,.0f}{med[5]:>10.4f}")
+    default, kept = medians["default heap"], medians["kept heap"]
+    print(f"kept heap: CPU time x{kept[1] / default[1]:.2f}, wall x{kept[0] / default[0]:.2f} (medians)")
 
 
 def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
@@ -441,13 +477,19 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="with --pinning: parallel processes (default 2)")
     parser.add_argument("--profile", action="store_true",
                         help="instead: self-CPU share per operator of 30 steps, baseline vs today's fit")
+    parser.add_argument("--heap", action="store_true",
+                        help="instead: lrsched fit with glibc's default heap vs the kept heap (lrsched.core.heap)")
     parser.add_argument("--one-run", choices=list(LOOPS), help=argparse.SUPPRESS)
+    parser.add_argument("--default-heap", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_run:
-        return one_run(args.one_run, args.data_root, args.lr, args.epochs or 1, args.seed, args.threads)
+        return one_run(args.one_run, args.data_root, args.lr, args.epochs or 1, args.seed, args.threads,
+                       args.default_heap)
     if args.pinning:
         return pinning_table(args.data_root, args.epochs or 1, args.processes)
+    if args.heap:
+        return heap_table(args.data_root, args.epochs or 1, args.repeats)
     epochs = args.epochs if args.epochs is not None else (10 if args.accuracy else 1)
     repeats = args.repeats  # with --accuracy: one seed per repeat, compared as a mean over seeds
     if epochs < 1 or repeats < 1:
