@@ -29,7 +29,8 @@ images per second of wall time, evaluation included in the denominator. Each tim
 is a fresh process set up the way its loop's program sets itself up: (c) as a stage
 does (``lrsched.training.setup``: 1 thread, and the heap kept, ``lrsched.core.heap``),
 (a) and (b) with 1 thread and glibc's default heap, as at feed452. The runs are
-interleaved (a, b, c, a, b, c, ...) so background load and thermal drift hit all alike. The last two lines are ``speedup vs article: X.XX`` = median(c) / median(a)
+interleaved (a, b, c, a, b, c, ...) so background load and thermal drift hit all alike.
+The last two lines are ``speedup vs article: X.XX`` = median(c) / median(a)
 and ``speedup vs baseline: X.XX`` = median(c) / median(b).
 
 ``--pinning`` instead measures what portable CPU numbers cost and what parallel
@@ -318,6 +319,17 @@ def print_table(rows: list[tuple[str, list[Run]]], epochs: int) -> None:
         print(f"{name:<22}{statistics.median(rates):>14,.0f}{spread:>20}{acc:>10.4f}")
 
 
+def set_threads(threads: int | None) -> None:
+    """``--threads`` when given; else the study's configuration (1 thread when pinned), else torch's default."""
+    if threads:
+        torch.set_num_threads(threads)
+    elif pinning_enabled():
+        configure_torch(1)
+
+
+# what a child prints after RESULT, in this order
+RESULT_FIELDS = ("seconds", "isa", "threads", "test_acc", "cpu_s", "sys_s", "minor_faults", "max_rss_mib")
+
 LOOPS = {"article": run_article, "baseline": run_baseline, "lrsched": run_lrsched,
          "compiled": lambda data, lr, epochs, seed: run_lrsched(data, lr, epochs, seed, compile_model=True)}
 
@@ -325,15 +337,12 @@ LOOPS = {"article": run_article, "baseline": run_baseline, "lrsched": run_lrsche
 def one_run(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None,
             default_heap: bool = False) -> None:
     """A child process: one timed run of ``loop``, set up as that loop's program sets itself up;
-    prints ``RESULT seconds ISA threads test_acc cpu_s sys_s minor_faults max_rss_mib``."""
+    prints ``RESULT`` and the ``RESULT_FIELDS``."""
     import resource
 
     from lrsched.core.pinning import environment
 
-    if threads:  # --threads: an explicit count; else the study's configuration (1 thread when pinned)
-        torch.set_num_threads(threads)
-    elif pinning_enabled():
-        configure_torch(1)
+    set_threads(threads)
     if loop in ("lrsched", "compiled") and not default_heap:
         keep_freed_memory()  # as every training stage's process does (lrsched.training.setup.load_datasets)
     data = load_data(data_root)
@@ -355,32 +364,39 @@ def child_command(loop: str, data_root: Path, lr: float, epochs: int, seed: int,
     return cmd + (["--threads", str(threads)] if threads else []) + (["--default-heap"] if default_heap else [])
 
 
-def child_result(cmd: list[str]) -> list[str]:
-    """Run one child; its RESULT fields."""
+def parse_result(stdout: str) -> dict[str, str] | None:
+    """A child's ``RESULT`` line, by field name (None when it printed none)."""
+    lines = [line.split()[1:] for line in stdout.splitlines() if line.startswith("RESULT")]
+    return dict(zip(RESULT_FIELDS, lines[0])) if lines else None
+
+
+def child_result(cmd: list[str]) -> dict[str, str]:
+    """Run one child; its RESULT fields by name."""
     import subprocess
 
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
-    result = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    if proc.returncode or not result:
+    result = parse_result(proc.stdout)
+    if proc.returncode or result is None:
         raise SystemExit(f"a benchmark run failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}")
-    return result[0]
+    return result
 
 
 def timed_run(loop: str, data_root: Path, lr: float, epochs: int, seed: int, threads: int | None) -> Run:
     fields = child_result(child_command(loop, data_root, lr, epochs, seed, threads))
-    return Run(float(fields[0]), float(fields[3]))
+    return Run(float(fields["seconds"]), float(fields["test_acc"]))
 
 
 def heap_table(data_root: Path, epochs: int, repeats: int) -> None:
     """lrsched fit with glibc's default heap vs the kept heap (``lrsched.core.heap``), interleaved."""
     configs = [("default heap", True), ("kept heap", False)]
+    columns = ("seconds", "cpu_s", "sys_s", "minor_faults", "max_rss_mib", "test_acc")
     rows: dict[str, list[list[float]]] = {name: [] for name, _ in configs}
     for rep in range(repeats):
         for name, default_heap in configs:
             fields = child_result(child_command("lrsched", data_root, 0.3, epochs, rep, None, default_heap))
-            rows[name].append([float(f) for f in (fields[0], fields[4], fields[5], fields[6], fields[7], fields[3])])
-            print(f"  run {rep + 1} {name}: {fields[0]} s wall, {fields[4]} s CPU ({fields[5]} s system), "
-                  f"{int(fields[6]):,} minor faults", flush=True)
+            rows[name].append([float(fields[c]) for c in columns])
+            print(f"  run {rep + 1} {name}: {fields['seconds']} s wall, {fields['cpu_s']} s CPU "
+                  f"({fields['sys_s']} s system), {int(fields['minor_faults']):,} minor faults", flush=True)
     print(f"{'lrsched fit, ' + str(epochs) + ' epoch(s)':<24}{'wall s':>8}{'CPU s':>8}{'system s':>10}"
           f"{'minor faults':>14}{'max RSS MiB':>13}{'test acc':>10}")
     medians = {}
@@ -398,7 +414,7 @@ def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
 
     from lrsched.core.pinning import PINS
 
-    def launch(n: int, pinned: bool) -> tuple[float, list[list[str]]]:
+    def launch(n: int, pinned: bool) -> tuple[float, list[dict[str, str]]]:
         env = {k: v for k, v in os.environ.items() if k not in PINS}  # this process's own pins out
         env["LRSCHED_PIN"] = "1" if pinned else "0"  # the child pins (or not) before importing torch
         t0 = time.perf_counter()
@@ -408,7 +424,7 @@ def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
         wall = time.perf_counter() - t0
         if any(p.returncode for p in procs):
             raise SystemExit(f"a benchmark process failed: {outs}")
-        rows = [line.split()[1:] for out in outs for line in out.splitlines() if line.startswith("RESULT")]
+        rows = [result for out in outs if (result := parse_result(out)) is not None]
         return wall, rows
 
     # Wall time includes each process's start and data loading (as in a stage); so does the baseline.
@@ -422,7 +438,7 @@ def pinning_table(data_root: Path, epochs: int, processes: int) -> None:
         rate = n * epochs * N_TRAIN / wall
         base = base or rate
         ratios.append(rate / base)
-        print(f"{name:<22}{n:>10}{rows[0][2]:>9}{rows[0][1]:>8}{rate:>13,.0f}{rate / base:>8.2f}", flush=True)
+        print(f"{name:<22}{n:>10}{rows[0]['threads']:>9}{rows[0]['isa']:>8}{rate:>13,.0f}{rate / base:>8.2f}", flush=True)
     print(f"pinned x1: {ratios[1]:.2f}, pinned x{processes}: {ratios[2]:.2f}")
 
 
@@ -495,10 +511,7 @@ def main() -> None:
     if epochs < 1 or repeats < 1:
         parser.error("--epochs and --repeats must be at least 1")
     if args.profile:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        elif pinning_enabled():
-            configure_torch(1)
+        set_threads(args.threads)
         return profile_table(load_data(args.data_root), args.lr, repeats)
     print(f"data: {describe_data(args.data_root)}")
     threads = args.threads or (1 if pinning_enabled() else torch.get_num_threads())
