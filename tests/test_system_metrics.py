@@ -58,3 +58,24 @@ def test_no_nvml_means_no_gpu_figures(monkeypatch) -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval_s must be positive"):
         sm.SystemSampler(interval_s=0)
+
+
+def test_installed_nvml_without_a_gpu_gives_no_gpu_figures() -> None:
+    pytest.importorskip("pynvml")  # nvidia-ml-py is a dependency; NVML itself comes with a GPU driver
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: see test_gpu_figures_on_a_real_gpu")
+    gpus = sm._gpu_handles()  # NVML's "library not found" is caught, not raised
+    assert gpus == []
+    assert not any(key.startswith("system/gpu_") for key in sm.sample(gpus))
+
+
+def test_gpu_figures_on_a_real_gpu() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    values = sm.sample(sm._gpu_handles())
+    assert 0 <= values["system/gpu_0_utilization_percentage"] <= 100
+    assert values["system/gpu_0_memory_usage_megabytes"] > 0

@@ -11,12 +11,9 @@ main thread may do, and a second writer is what reopened SQLite's lock defect.
 ``mlflow.start_run(log_system_metrics=True)`` does not fit: runs are created with
 ``MlflowClient``, and MLflow's monitor would log from its own thread, per run.
 
-The hook a stage needs (a few lines; not wired in yet)::
-
-    with SystemSampler() as sampler:
-        results = train_schedule(cfg, name, tracker, {}, progress=...)
-    with tracker.run(f"{name}-system", {}, {"lrsched.kind": "system"}) as logger:
-        log_system_metrics(logger, sampler)
+Every stage wraps its work in ``lrsched.cli.system_metrics``, which logs the samples
+as one MLflow run, ``<stage>-system`` (tag ``lrsched.kind: system``). GPU figures come
+from NVML (``nvidia-ml-py``, a dependency); without a GPU driver there are none.
 """
 
 from __future__ import annotations
