@@ -29,6 +29,7 @@ from collections import deque
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, TypeVar
 
+from tqdm import std as tqdm_std
 from tqdm.auto import tqdm
 
 from lrsched.core.errors import LrschedError, Terminated
@@ -98,6 +99,10 @@ def _worker(conn: Any, setup: Callable[..., Any], setup_args: tuple, parent: int
         install_signal_handlers()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         _die_with_parent(parent)
+        # tqdm's default lock holds a multiprocessing semaphore, which os._exit would leave to the
+        # resource tracker ("leaked semaphore objects" at the stage's end); each worker draws its
+        # bars alone, so a thread lock does the same job
+        tqdm_std.tqdm.set_lock(threading.RLock())
         try:
             context = setup(*setup_args)
         except Exception as exc:
