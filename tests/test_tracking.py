@@ -268,6 +268,32 @@ def test_registered_model_loads_back_and_classifies(tmp_path: Path, monkeypatch,
     assert tracker.ui_url().endswith(f"/#/experiments/{tracker.experiment_id}?workflowType=machine_learning")
 
 
+def test_a_channels_last_model_is_logged_without_warnings_and_loads_back_bit_for_bit(
+        tmp_path: Path, monkeypatch) -> None:
+    import warnings
+
+    import mlflow.pytorch
+    import torch
+
+    from lrsched.tracking.tracker import MlflowTracker
+    from lrsched.training.model import lenet
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    tracker = MlflowTracker.open("lrsched")
+    torch.manual_seed(3)
+    model = lenet().to(memory_format=torch.channels_last).eval()  # as the trainer leaves it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with tracker.run("cosine", {}, {}) as logger:
+            uri = logger.log_model(model, torch.rand(2, 1, 28, 28))
+    assert not [w for w in caught if "complete tensor" in str(w.message)]  # torch's archive writer
+    loaded = mlflow.pytorch.load_model(uri).state_dict()
+    assert list(loaded) == list(model.state_dict())
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)  # the caller's model is untouched
+
+
 def test_stages_starting_together_on_a_fresh_store_both_work(tmp_path: Path) -> None:
     """MLflow's schema migration of a new SQLite store races between processes: a file lock serialises it."""
     code = "from lrsched.tracking.tracker import MlflowTracker; MlflowTracker.open('lrsched')"

@@ -104,7 +104,9 @@ class MlflowRunLogger(RunLogger):
         from mlflow.models import infer_signature
 
         self.flush()
-        model = copy.deepcopy(model).to("cpu").eval()
+        # on the CPU, in the default layout: torch's archive writer warns about channels_last
+        # weights ("No complete tensor found"), and a user's load gets a plain model
+        model = copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format).eval()
         with torch.no_grad():
             signature = infer_signature(example.numpy(), model(example).numpy())
         with self.client.uninterrupted(), mlflow.start_run(run_id=self.run_id):  # log_model needs an active run
