@@ -14,28 +14,35 @@ from lrsched.tracking import system_metrics as sm
 
 class Recorder:
     def __init__(self) -> None:
-        self.calls: list[tuple[dict[str, float], int, str]] = []
+        self.calls: list[tuple[dict[str, float], int, int | None, str]] = []
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        self.calls.append((metrics, step, threading.current_thread().name))
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, timestamp_ms: int | None = None) -> None:
+        self.calls.append((metrics, step, timestamp_ms, threading.current_thread().name))
 
 
 def test_sampler_reads_the_machine_meanwhile_and_logs_from_the_calling_thread(monkeypatch) -> None:
     monkeypatch.setattr(sm, "_gpu_handles", lambda: [])
+    began_ms = time.time() * 1000
     with sm.SystemSampler(interval_s=0.05) as sampler:
         time.sleep(0.4)
         assert len(sampler.samples) >= 3  # taken while the block runs, not only at its end
-    times = [t for t, _ in sampler.samples]
+    time.sleep(0.3)  # logged later than taken: the timestamps must still be the sampling times
+    times = [s.seconds for s in sampler.samples]
     assert times == sorted(times) and times[-1] >= 0.4
-    values = sampler.samples[-1][1]
+    values = sampler.samples[-1].values
     assert set(values) == {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes",
                            "system/system_memory_usage_percentage"}  # no GPU: no GPU keys
     assert 0 <= values["system/cpu_utilization_percentage"] <= 100 * 64
     assert values["system/system_memory_usage_megabytes"] > 0
     logger = Recorder()
     assert sm.log_system_metrics(logger, sampler) == len(sampler.samples)
-    assert {name for _, _, name in logger.calls} == {threading.current_thread().name}
-    assert [step for _, step, _ in logger.calls] == [int(t) for t in times]
+    assert {name for *_, name in logger.calls} == {threading.current_thread().name}
+    assert [step for _, step, _, _ in logger.calls] == [int(t) for t in times]
+    stamps = [stamp for _, _, stamp, _ in logger.calls]
+    assert stamps == [s.timestamp_ms for s in sampler.samples]
+    # each stamp is its sample's wall-clock time, spread over the block as the samples were, not the logging moment
+    assert all(abs((stamp - stamps[0]) - 1000 * (t - times[0])) < 100 for stamp, t in zip(stamps, times))
+    assert began_ms <= stamps[0] and stamps[-1] - stamps[0] >= 300 and stamps[-1] <= time.time() * 1000 - 300
 
 
 def test_gpu_figures_come_from_nvml(monkeypatch) -> None:

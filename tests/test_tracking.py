@@ -268,6 +268,25 @@ def test_registered_model_loads_back_and_classifies(tmp_path: Path, monkeypatch,
     assert tracker.ui_url().endswith(f"/#/experiments/{tracker.experiment_id}?workflowType=machine_learning")
 
 
+def test_a_metric_keeps_the_time_it_was_taken(tmp_path: Path, monkeypatch) -> None:
+    """System samples are logged after the stage: MLflow must plot them at their own times."""
+    from mlflow.tracking import MlflowClient
+
+    from lrsched.tracking.tracker import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    tracker = MlflowTracker.open("lrsched")
+    taken_ms = 1_764_000_000_000
+    with tracker.run("train@cosine-system", {}, {}) as logger:
+        logger.log_metrics({"system/cpu_utilization_percentage": 97.0}, step=10, timestamp_ms=taken_ms)
+        logger.log_metrics({"system/cpu_utilization_percentage": 50.0}, step=20)
+        run_id = logger.run_id
+    history = MlflowClient().get_metric_history(run_id, "system/cpu_utilization_percentage")
+    assert [(m.step, m.value) for m in history] == [(10, 97.0), (20, 50.0)]
+    assert history[0].timestamp == taken_ms and history[1].timestamp > taken_ms  # the second: stamped now
+
+
 def test_a_channels_last_model_is_logged_without_warnings_and_loads_back_bit_for_bit(
         tmp_path: Path, monkeypatch) -> None:
     import warnings

@@ -26,8 +26,8 @@ class RunLogger(Callback):
 
     run_id: str | None = None
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        """Record run-level figures (e.g. a study's best value)."""
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, timestamp_ms: int | None = None) -> None:
+        """Record run-level figures (e.g. a study's best value), stamped now or at ``timestamp_ms``."""
 
     def set_tags(self, tags: dict[str, str]) -> None:
         """Add tags to the run."""

@@ -116,7 +116,7 @@ class MlflowRunLogger(RunLogger):
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
         return info.model_uri
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        now = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, timestamp_ms: int | None = None) -> None:
+        stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        self._pending.extend(Metric(k, float(v), stamp, step) for k, v in metrics.items())
         self.flush()

@@ -3,7 +3,9 @@
 One sampler per stage, in the stage's own process, never in the training workers:
 each worker would report the whole machine again. The sampler's thread only
 *reads* (psutil, NVML) into memory; the samples are logged afterwards from the
-main thread, through the stage's tracking logger (``log_system_metrics``), i.e.
+main thread, through the stage's tracking logger (``log_system_metrics``), each
+stamped with the wall-clock time it was taken (MLflow's System metrics tab plots
+against that time; stamped at logging, a 38-minute stage looked 2 seconds long), i.e.
 through the interrupt-safe MLflow client. A thread must not write through that
 client itself: its interrupt deferral installs signal handlers, which only the
 main thread may do, and a second writer is what reopened SQLite's lock defect.
@@ -27,7 +29,7 @@ INTERVAL_S = 10.0  # MLflow's own system-metrics default
 
 
 class MetricsLogger(Protocol):
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, timestamp_ms: int | None = None) -> None: ...
 
 
 def _gpu_handles() -> list[Any]:
@@ -64,12 +66,23 @@ def sample(gpus: list[Any] | None = None) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class Sample:
+    seconds: float  # since the stage began (monotonic clock): the metric's step
+    timestamp_ms: int  # wall-clock time it was taken: the metric's timestamp
+    values: dict[str, float]
+
+
+def _take(t0: float, gpus: list[Any]) -> Sample:
+    return Sample(time.monotonic() - t0, int(time.time() * 1000), sample(gpus))
+
+
 @dataclass
 class SystemSampler:
     """Samples the machine every ``interval_s`` seconds while the ``with`` block runs (and once at its end)."""
 
     interval_s: float = INTERVAL_S
-    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # (seconds since start, values)
+    samples: list[Sample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.interval_s > 0:
@@ -91,17 +104,18 @@ class SystemSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.samples.append((time.monotonic() - self._t0, sample(self._gpus)))
+            self.samples.append(_take(self._t0, self._gpus))
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.samples.append((time.monotonic() - self._t0, sample(self._gpus)))  # a stage shorter than one interval
+        self.samples.append(_take(self._t0, self._gpus))  # a stage shorter than one interval
 
 
 def log_system_metrics(logger: MetricsLogger, sampler: SystemSampler) -> int:
-    """Log every sample from the calling (main) thread, step = whole seconds since the stage began."""
-    for seconds, values in sampler.samples:
-        logger.log_metrics(values, step=int(seconds))
+    """Log every sample from the calling (main) thread: step = whole seconds since the stage began,
+    timestamp = when it was taken."""
+    for s in sampler.samples:
+        logger.log_metrics(s.values, step=int(s.seconds), timestamp_ms=s.timestamp_ms)
     return len(sampler.samples)
