@@ -93,24 +93,26 @@ class SystemSampler:
         self._t0 = 0.0
 
     def __enter__(self) -> "SystemSampler":
-        import psutil
-
         self._gpus = _gpu_handles()
-        psutil.cpu_percent(interval=None)  # the first call only starts psutil's CPU counter
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="lrsched-system-metrics", daemon=True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
+        import psutil
+
+        # psutil (>= 7) keeps the previous CPU reading per thread, and a thread's first reading is
+        # a meaningless 0.0: start the counter here, in the thread that reads it
+        psutil.cpu_percent(interval=None)
         while not self._stop.wait(self.interval_s):
             self.samples.append(_take(self._t0, self._gpus))
+        self.samples.append(_take(self._t0, self._gpus))  # the block's end: a stage shorter than one interval
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.samples.append(_take(self._t0, self._gpus))  # a stage shorter than one interval
 
 
 def log_system_metrics(logger: MetricsLogger, sampler: SystemSampler) -> int:
