@@ -24,10 +24,20 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    exp = MlflowClient(args.url).get_experiment_by_name(args.experiment)
+    client = MlflowClient(args.url)
+    exp = client.get_experiment_by_name(args.experiment)
     runs_url = f"{args.url}/#/experiments/{exp.experiment_id}?workflowType=machine_learning"
+    # the newest train stage's system run (tags.lrsched.kind = system): CPU, memory, GPU over the stage
+    system_run = client.search_runs([exp.experiment_id], "tags.`lrsched.kind` = 'system' AND attributes.run_name LIKE 'train@%'",
+                                    max_results=1, order_by=["attributes.start_time DESC"])[0]
 
     from playwright.sync_api import sync_playwright
+
+    def close_side_panel(page) -> None:  # MLflow 3's assistant, if open
+        close = page.get_by_role("button", name="Close")
+        if close.count():
+            close.first.click()
+            page.wait_for_timeout(500)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
@@ -35,10 +45,7 @@ def main() -> None:
         page.goto(runs_url)
         page.wait_for_selector("text=Group by", timeout=60_000)
         page.wait_for_timeout(3000)
-        close = page.get_by_role("button", name="Close")  # MLflow 3's assistant side panel, if open
-        if close.count():
-            close.first.click()
-            page.wait_for_timeout(500)
+        close_side_panel(page)
         page.screenshot(path=out / "mlflow_landing.png")
 
         search = page.get_by_placeholder("metrics.rmse", exact=False).first
@@ -59,8 +66,14 @@ def main() -> None:
         page.wait_for_selector("text=lrsched-lenet", timeout=60_000)
         page.wait_for_timeout(3000)
         page.screenshot(path=out / "mlflow_registry.png")
+
+        page.goto(f"{args.url}/#/experiments/{exp.experiment_id}/runs/{system_run.info.run_id}/system-metrics")
+        page.wait_for_selector("text=cpu_utilization_percentage", timeout=60_000)
+        page.wait_for_timeout(3000)
+        close_side_panel(page)
+        page.screenshot(path=out / "mlflow_system_metrics.png")
         browser.close()
-    for name in ("mlflow_landing", "mlflow_grouped", "mlflow_grouped_charts", "mlflow_registry"):
+    for name in ("mlflow_landing", "mlflow_grouped", "mlflow_grouped_charts", "mlflow_registry", "mlflow_system_metrics"):
         print(out / f"{name}.png")
 
 
