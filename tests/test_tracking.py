@@ -455,6 +455,30 @@ def test_the_stages_system_run_hangs_under_the_run_mlflow_run_made_and_never_tak
     assert runs["train@cosine-system"].data.tags["mlflow.parentRunId"] == made
 
 
+def test_the_system_run_spans_its_stage(tmp_path: Path, monkeypatch) -> None:
+    """Logged after the stage, the system run still starts when the stage's block began: the runs
+    table's Created and Duration are the stage's, not the fraction of a second of logging."""
+    import time
+
+    from lrsched.cli import system_metrics
+    from lrsched.config import load_config
+    from lrsched.tracking.tracker import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path}/t.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
+    tracker = MlflowTracker.open("lrsched", {})
+    cfg = load_config(ROOT / "params.yaml", [])
+    before_ms = int(time.time() * 1000)
+    with system_metrics(cfg, tracker, "train@cosine"):
+        time.sleep(1.2)
+    c = client_for(uri)
+    (run,) = c.search_runs([c.get_experiment_by_name("lrsched").experiment_id])
+    assert run.info.run_name == "train@cosine-system"
+    assert before_ms <= run.info.start_time <= before_ms + 1000
+    assert run.info.end_time - run.info.start_time >= 1200
+
+
 def test_system_metrics_that_cannot_be_logged_never_cost_the_stage_its_results(caplog) -> None:
     from lrsched.cli import system_metrics
     from lrsched.config import load_config

@@ -128,7 +128,8 @@ def system_metrics(cfg: Config, tracker, stage: str) -> Iterator[None]:
     with SystemSampler() as sampler:
         yield
     try:  # best effort: the stage's results come first, and are written after this
-        with tracker.run(f"{stage}-system", {}, {"lrsched.kind": "system"}, adopt=False) as logger:
+        with tracker.run(f"{stage}-system", {}, {"lrsched.kind": "system"}, adopt=False,
+                         start_time_ms=sampler.started_ms) as logger:  # its Duration: the stage's
             log_system_metrics(logger, sampler)
     except Exception as exc:
         log.warning("system metrics of %s not logged (%s: %s)", stage, type(exc).__name__,

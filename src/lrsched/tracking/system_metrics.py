@@ -91,9 +91,11 @@ class SystemSampler:
         self._thread: threading.Thread | None = None
         self._gpus: list[Any] = []
         self._t0 = 0.0
+        self.started_ms = 0  # wall-clock time the block began: the system run's start
 
     def __enter__(self) -> "SystemSampler":
         self._gpus = _gpu_handles()
+        self.started_ms = int(time.time() * 1000)
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="lrsched-system-metrics", daemon=True)
         self._thread.start()

@@ -81,9 +81,11 @@ class MlflowTracker:
 
     @contextlib.contextmanager
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str],
-            parent: str | None = None, adopt: bool = True) -> Iterator[MlflowRunLogger]:
+            parent: str | None = None, adopt: bool = True, start_time_ms: int | None = None
+            ) -> Iterator[MlflowRunLogger]:
         """One tracked run. ``adopt=False``: never the run `mlflow run` made (a side run, such as
-        the stage's system metrics, hangs under it instead)."""
+        the stage's system metrics, hangs under it instead). ``start_time_ms``: when what the run
+        records began, if earlier than now (the system run, logged after its stage)."""
         all_tags = {**self.base_tags, **{k: mask_password(str(v)) for k, v in tags.items()},
                     "lrsched.host": socket.gethostname(), "lrsched.pid": str(os.getpid()),
                     "lrsched.stage_pid": str(getattr(self, "stage_pid", os.getpid()))}
@@ -104,7 +106,8 @@ class MlflowTracker:
                     # later runs of this stage become children of the run `mlflow run` created
                     self._outer_parent = self._outer_parent or run_id
                 else:
-                    run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+                    run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags,
+                                                    start_time=start_time_ms).info.run_id
                 logger = MlflowRunLogger(self.client, run_id)
             items = [Param(k, param_value(v)) for k, v in params.items()]
             for start in range(0, len(items), 100):
