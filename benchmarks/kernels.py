@@ -11,9 +11,9 @@ batch 256 of real FashionMNIST when present, else generated images) where it run
 two columns is what the step's working set costs in cache misses. Times are the thread's own
 CPU clock (``time.thread_time``, which other processes do not inflate), the least disturbed
 of ``--repeats``. ``torch.profiler`` is not used: under it, the zero-fill inside pool1's
-backward read as 16 ms a step, where that whole backward takes about 1 ms without it. For convolutions and matrix products the
-table gives GFLOP/s (torch's own flop formulas), to read against one core's peak (AVX2 with
-two FMA units: 32 flops per cycle). The last line times the two whole steps, interleaved,
+backward read as 16 ms a step, where that whole backward takes about 1 ms without it. For
+convolutions and matrix products the table gives GFLOP/s (torch's own flop formulas), to read
+against one core's peak (AVX2 with two FMA units: 32 flops per cycle). The last line times the two whole steps, interleaved,
 and says what step time the 1.5x target over the baseline means.
 
 The process is pinned as a stage is (``import lrsched``: AVX2, MKL CNR, 1 thread) and keeps
@@ -30,10 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from throughput import BATCH_SIZE, baseline_lenet, describe_data, load_data, set_threads  # pins first
+from throughput import BATCH_SIZE, baseline_lenet, baseline_step, describe_data, load_data, set_threads  # pins first
 
 import torch
-import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -51,6 +50,12 @@ class Call:
     args: tuple
     kwargs: dict
     gflop: float  # 0 where torch has no flop formula (elementwise, pooling, copies)
+    name: str  # the table's row: the op and its first two input shapes
+
+
+def label(func: torch._ops.OpOverload, args: tuple) -> str:
+    shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)][:2]
+    return f"`{func._overloadpacket.__name__}` " + " ".join(str(list(s)).replace(" ", "") for s in shapes)
 
 
 class StepTimer(TorchDispatchMode):
@@ -72,37 +77,22 @@ class StepTimer(TorchDispatchMode):
         out = func(*args, **kwargs)
         seconds = time.thread_time() - t0
         formula = flop_registry.get(func._overloadpacket)
-        call = Call(func, args, kwargs, (formula(*args, **kwargs, out_val=out) if formula else 0) / 1e9)
+        call = Call(func, args, kwargs, (formula(*args, **kwargs, out_val=out) if formula else 0) / 1e9,
+                    label(func, args))
         self.calls.append(call)
-        self.steps[-1][label(call)] += seconds
+        self.steps[-1][call.name] += seconds
         return out
 
 
-def cpu_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Least disturbed thread CPU time of ``fn`` in ms, after two untimed calls."""
-    fn(), fn()
-    best = float("inf")
+def least_cpu_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Least disturbed thread CPU time (ms) of each function, after two untimed calls, the functions interleaved."""
+    for fn in fns.values():
+        fn(), fn()
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        t0 = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - t0)
-    return best * 1e3
-
-
-def label(call: Call) -> str:
-    shapes = [tuple(a.shape) for a in call.args if isinstance(a, torch.Tensor)][:2]
-    return f"`{call.func._overloadpacket.__name__}` " + " ".join(str(list(s)).replace(" ", "") for s in shapes)
-
-
-def step_times(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Least disturbed thread CPU time (ms) of each whole step, the steps interleaved."""
-    for step in steps.values():
-        step(), step()
-    best = dict.fromkeys(steps, float("inf"))
-    for _ in range(repeats):
-        for name, step in steps.items():
+        for name, fn in fns.items():
             t0 = time.thread_time()
-            step()
+            fn()
             best[name] = min(best[name], 1e3 * (time.thread_time() - t0))
     return best
 
@@ -119,8 +109,8 @@ def kernel_table(title: str, step: Callable[[], object], repeats: int) -> None:
     gflop: dict[str, float] = defaultdict(float)
     with torch.no_grad():  # run below autograd's bookkeeping, as inside the step
         for call in timer.calls:
-            alone[label(call)] += cpu_ms(lambda c=call: c.func(*c.args, **c.kwargs), repeats)
-            gflop[label(call)] += call.gflop
+            alone[call.name] += least_cpu_ms({"": lambda c=call: c.func(*c.args, **c.kwargs)}, repeats)[""]
+            gflop[call.name] += call.gflop
     ranked = sorted(in_step, key=lambda name: -in_step[name])
     total, total_alone, flops = sum(in_step.values()), sum(alone.values()), sum(gflop.values())
     print(f"\n{title}: {len(timer.calls)} ATen calls; ms of thread CPU time, least of {repeats} steps "
@@ -158,22 +148,18 @@ def main() -> None:
     base = baseline_lenet().to(memory_format=cl)
     base_opt = torch.optim.SGD(base.parameters(), lr=args.lr)
 
-    def baseline_step() -> None:  # feed452's fit, one batch
-        loss = F.cross_entropy(base(x), y)
-        base_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        base_opt.step()
-
     torch.manual_seed(0)
     net = lenet().to(memory_format=cl)
     opt = torch.optim.SGD(net.parameters(), lr=args.lr)
-    steps = {"baseline (feed452) step": baseline_step, "lrsched step": lambda: sgd_step(net, opt, x, y)}
+    steps = {"baseline (feed452) step": lambda: baseline_step(base, base_opt, x, y),
+             "lrsched step": lambda: sgd_step(net, opt, x, y)}
     for title, step in steps.items():
         kernel_table(title, step, args.repeats)
-    base_ms, ours_ms = step_times(steps, args.repeats).values()
+    base_ms, ours_ms = least_cpu_ms(steps, args.repeats).values()
     print(f"\nwhole steps, interleaved, least of {args.repeats}: baseline {base_ms:.2f} ms, lrsched {ours_ms:.2f} ms: "
           f"x{base_ms / ours_ms:.2f}; 1.5x the baseline needs {base_ms / 1.5:.2f} ms, "
           f"{ours_ms - base_ms / 1.5:.2f} ms less than today")
+
 
 if __name__ == "__main__":
     main()

@@ -123,6 +123,17 @@ def baseline_evaluate(model: nn.Module, split: Split, batch_size: int, channels_
     return loss.item() / n, correct.item() / n
 
 
+def baseline_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """feed452's update on one batch: the logits and the loss."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return logits, loss
+
+
 def baseline_fit(lr: float, train: Split, evals: dict[str, Split], seed: int, epochs: int,
                  batch_size: int = BATCH_SIZE, eval_batch_size: int = 2048, channels_last: bool = True
                  ) -> tuple[nn.Module, dict[str, float]]:
@@ -150,11 +161,7 @@ def baseline_fit(lr: float, train: Split, evals: dict[str, Split], seed: int, ep
         for i in range(steps):
             idx = perm[i * batch_size:(i + 1) * batch_size]
             x, y = x_all[idx], train.y[idx]
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            logits, loss = baseline_step(model, opt, x, y)
             lr_sum += lr * len(idx)
             with torch.no_grad():
                 loss_sum += loss.detach() * len(idx)

@@ -60,6 +60,17 @@ def proj(tmp_path: Path, toy_files) -> Path:
     return with_data(project_copy(tmp_path / "proj", toy_files))
 
 
+@pytest.fixture()
+def sqlite_tracker(tmp_path: Path, monkeypatch):
+    """A tracker on a fresh SQLite store in ``tmp_path``, run from there (MLflow's default
+    artifact root is ./mlruns)."""
+    from lrsched.tracking.tracker import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    return MlflowTracker.open("lrsched")
+
+
 def client_for(uri: str):
     from mlflow.tracking import MlflowClient
 
@@ -244,17 +255,15 @@ def test_runs_of_killed_processes_are_marked_killed_on_the_next_start(tmp_path: 
     assert c.get_run(elsewhere.info.run_id).info.status == "RUNNING"  # not ours to judge
 
 
-def test_registered_model_loads_back_and_classifies(tmp_path: Path, monkeypatch, toy_root: Path) -> None:
+def test_registered_model_loads_back_and_classifies(sqlite_tracker, toy_root: Path) -> None:
     import mlflow.pytorch
     import torch
 
     from lrsched.data import load_split
-    from lrsched.tracking.tracker import REGISTERED_MODEL, MlflowTracker
+    from lrsched.tracking.tracker import REGISTERED_MODEL
     from lrsched.training.model import lenet
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.chdir(tmp_path)
-    tracker = MlflowTracker.open("lrsched")
+    tracker = sqlite_tracker
     torch.manual_seed(3)
     model = lenet().eval()
     images = load_split(toy_root, train=False).x[:5]
@@ -268,15 +277,11 @@ def test_registered_model_loads_back_and_classifies(tmp_path: Path, monkeypatch,
     assert tracker.ui_url().endswith(f"/#/experiments/{tracker.experiment_id}?workflowType=machine_learning")
 
 
-def test_a_metric_keeps_the_time_it_was_taken(tmp_path: Path, monkeypatch) -> None:
+def test_a_metric_keeps_the_time_it_was_taken(sqlite_tracker) -> None:
     """System samples are logged after the stage: MLflow must plot them at their own times."""
     from mlflow.tracking import MlflowClient
 
-    from lrsched.tracking.tracker import MlflowTracker
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.chdir(tmp_path)
-    tracker = MlflowTracker.open("lrsched")
+    tracker = sqlite_tracker
     taken_ms = 1_764_000_000_000
     with tracker.run("train@cosine-system", {}, {}) as logger:
         logger.log_metrics({"system/cpu_utilization_percentage": 97.0}, step=10, timestamp_ms=taken_ms)
@@ -287,19 +292,15 @@ def test_a_metric_keeps_the_time_it_was_taken(tmp_path: Path, monkeypatch) -> No
     assert history[0].timestamp == taken_ms and history[1].timestamp > taken_ms  # the second: stamped now
 
 
-def test_a_channels_last_model_is_logged_without_warnings_and_loads_back_bit_for_bit(
-        tmp_path: Path, monkeypatch) -> None:
+def test_a_channels_last_model_is_logged_without_warnings_and_loads_back_bit_for_bit(sqlite_tracker) -> None:
     import warnings
 
     import mlflow.pytorch
     import torch
 
-    from lrsched.tracking.tracker import MlflowTracker
     from lrsched.training.model import lenet
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.chdir(tmp_path)
-    tracker = MlflowTracker.open("lrsched")
+    tracker = sqlite_tracker
     torch.manual_seed(3)
     model = lenet().to(memory_format=torch.channels_last).eval()  # as the trainer leaves it
     with warnings.catch_warnings(record=True) as caught:
@@ -455,25 +456,20 @@ def test_the_stages_system_run_hangs_under_the_run_mlflow_run_made_and_never_tak
     assert runs["train@cosine-system"].data.tags["mlflow.parentRunId"] == made
 
 
-def test_the_system_run_spans_its_stage(tmp_path: Path, monkeypatch) -> None:
+def test_the_system_run_spans_its_stage(sqlite_tracker) -> None:
     """Logged after the stage, the system run still starts when the stage's block began: the runs
     table's Created and Duration are the stage's, not the fraction of a second of logging."""
     import time
 
     from lrsched.cli import system_metrics
     from lrsched.config import load_config
-    from lrsched.tracking.tracker import MlflowTracker
 
-    uri = f"sqlite:///{tmp_path}/t.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
-    tracker = MlflowTracker.open("lrsched", {})
+    tracker = sqlite_tracker
     cfg = load_config(ROOT / "params.yaml", [])
     before_ms = int(time.time() * 1000)
     with system_metrics(cfg, tracker, "train@cosine"):
         time.sleep(1.2)
-    c = client_for(uri)
-    (run,) = c.search_runs([c.get_experiment_by_name("lrsched").experiment_id])
+    (run,) = tracker.client.search_runs([tracker.experiment_id])
     assert run.info.run_name == "train@cosine-system"
     assert before_ms <= run.info.start_time <= before_ms + 1000
     assert run.info.end_time - run.info.start_time >= 1200
